@@ -1,0 +1,32 @@
+# Quick start: `make demo` and `make test`. Both install missing Debian packages first (tools/install-deps.sh).
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
+
+.PHONY: all deps build demo test bench clean fixtures
+
+all: build
+
+deps:
+	@sh tools/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	./$(BUILD)/hone demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Benchmarks against PyTorch (needs Debian's python3-torch); not part of the test suite.
+bench: build
+	sh bench/train_step.sh
+
+# Regenerate the PyTorch reference fixtures in tests/fixtures (needs Debian's python3-torch).
+fixtures:
+	/usr/bin/python3 tools/make_fixtures.py tests/fixtures
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,80 @@
+/* hone/safetensors.h — validated, memory-mapped safetensors files, sharded checkpoints, atomic writer.
+ *
+ *     hone_checkpoint ck;
+ *     if (hone_checkpoint_open(&ck, "models/gpt2") != HONE_OK) die(hone_error());
+ *     const hone_st_tensor *t = hone_checkpoint_find(&ck, "transformer.wte.weight");
+ *     float *w = malloc(t->numel * sizeof(float));
+ *     hone_st_tensor_to_f32(t, w);     // F32, F16, BF16 converted on load
+ *     hone_checkpoint_close(&ck);
+ *
+ * Opening validates everything before any tensor is touched: the 8-byte header length is within the file and
+ * at most HONE_ST_MAX_HEADER bytes; the header is a JSON object; every tensor has a known dtype, a shape whose
+ * element count × item size equals its byte span, and a span inside the data section; spans do not overlap.
+ * Every violation is an error naming the file and the tensor.
+ */
+#ifndef HONE_SAFETENSORS_H
+#define HONE_SAFETENSORS_H
+
+#include "hone/base.h"
+#include "hone/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HONE_ST_MAX_HEADER (100u * 1024u * 1024u) /* 100 MB, as the reference implementation */
+#define HONE_ST_MAX_DIMS 8
+
+typedef struct {
+    char *name;
+    hone_dtype dtype;
+    int ndim;
+    int64_t shape[HONE_ST_MAX_DIMS];
+    int64_t numel;
+    const uint8_t *data; /* points into the mapping */
+    size_t nbytes;
+    const char *file_path; /* the file that holds it (for error messages) */
+} hone_st_tensor;
+
+typedef struct {
+    hone_mapped_file file;
+    hone_st_tensor *tensors; /* in header order */
+    size_t n_tensors;
+    char *metadata_json; /* the "__metadata__" object serialised, or NULL */
+} hone_st_file;
+
+hone_status hone_st_open(hone_st_file *f, const char *path);
+void hone_st_close(hone_st_file *f);
+const hone_st_tensor *hone_st_find(const hone_st_file *f, const char *name);
+/* Converts a floating tensor to f32 into `out` (numel floats). Error for non-float dtypes. */
+hone_status hone_st_tensor_to_f32(const hone_st_tensor *t, float *out);
+
+/* A model folder's weights: model.safetensors, or the shards listed by model.safetensors.index.json
+ * (every shard validated; the index's weight_map must agree with the shards' contents). */
+typedef struct {
+    hone_st_file *files;
+    size_t n_files;
+    const hone_st_tensor **by_name; /* all tensors sorted by name, for lookup */
+    size_t n_tensors;
+} hone_checkpoint;
+
+hone_status hone_checkpoint_open(hone_checkpoint *c, const char *dir);
+void hone_checkpoint_close(hone_checkpoint *c);
+const hone_st_tensor *hone_checkpoint_find(const hone_checkpoint *c, const char *name);
+
+/* Writer. Tensors are written in the given order with 8-byte aligned header padding, metadata
+ * {"format":"pt"}, atomically (temp file, fsync, rename). `data` holds numel elements of `dtype`. */
+typedef struct {
+    const char *name;
+    hone_dtype dtype;
+    int ndim;
+    int64_t shape[HONE_ST_MAX_DIMS];
+    const void *data;
+} hone_st_entry;
+
+hone_status hone_st_write(const char *path, const hone_st_entry *entries, size_t n_entries);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

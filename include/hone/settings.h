@@ -1,0 +1,59 @@
+/* hone/settings.h — a command's configuration: a YAML file (--config FILE.yaml) plus command-line flags.
+ *
+ * A flag is the YAML key with '-' for '_' (--learning-rate 2e-5 == learning_rate: 2e-5); flags override
+ * the file; unknown keys are errors with a did-you-mean; values are type-checked when parsed, so the getters
+ * cannot fail. List values are comma-separated on the command line and YAML sequences in the file.
+ *
+ *     static const hone_key_spec keys[] = {
+ *         {"model", HONE_KEY_STRING, NULL, "model folder"},
+ *         {"learning_rate", HONE_KEY_FLOAT, "3e-4", "peak learning rate"},
+ *     };
+ *     hone_settings *s;
+ *     if (hone_settings_parse(&s, keys, 2, argc, argv) != HONE_OK) die(hone_error());
+ *     double lr = hone_settings_float(s, "learning_rate");
+ */
+#ifndef HONE_SETTINGS_H
+#define HONE_SETTINGS_H
+
+#include "hone/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { HONE_KEY_STRING, HONE_KEY_INT, HONE_KEY_FLOAT, HONE_KEY_BOOL, HONE_KEY_LIST } hone_key_type;
+
+typedef struct {
+    const char *name;          /* YAML spelling, with underscores */
+    hone_key_type type;
+    const char *default_value; /* as it would be written on the command line; NULL = no default */
+    const char *help;
+} hone_key_spec;
+
+typedef struct hone_settings hone_settings;
+
+/* argv[0] is the first argument after the command name. Also accepts --key=value. A bool flag given without
+ * a value means true. `--config FILE` loads FILE first. Errors name the flag or the file and line. */
+hone_status hone_settings_parse(hone_settings **out, const hone_key_spec *specs, size_t n_specs, int argc,
+                                char **argv);
+void hone_settings_free(hone_settings *s);
+
+int hone_settings_is_set(const hone_settings *s, const char *key); /* given in the file or on the command line */
+const char *hone_settings_str(const hone_settings *s, const char *key); /* NULL when unset and no default */
+int64_t hone_settings_int(const hone_settings *s, const char *key);
+double hone_settings_float(const hone_settings *s, const char *key);
+int hone_settings_bool(const hone_settings *s, const char *key);
+/* List values: count and items (NULL/0 when unset and no default). */
+size_t hone_settings_list(const hone_settings *s, const char *key, const char *const **items);
+/* Fails with "missing required option --key" when the key has no value. */
+hone_status hone_settings_require(const hone_settings *s, const char *key);
+
+/* The resolved configuration (every key with a value) as a JSON object text (free with free()). */
+char *hone_settings_to_json(const hone_settings *s);
+/* Prints "--flag  type  (default)  help" lines for --help. */
+void hone_settings_print_help(const hone_key_spec *specs, size_t n_specs, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,47 @@
+/* hone/tensor.h — element types and conversions. */
+#ifndef HONE_TENSOR_H
+#define HONE_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The element types of safetensors files. Only the floating types convert to f32. */
+typedef enum {
+    HONE_DTYPE_F32 = 0,
+    HONE_DTYPE_F16,
+    HONE_DTYPE_BF16,
+    HONE_DTYPE_F64,
+    HONE_DTYPE_I64,
+    HONE_DTYPE_I32,
+    HONE_DTYPE_I16,
+    HONE_DTYPE_I8,
+    HONE_DTYPE_U8,
+    HONE_DTYPE_BOOL,
+    HONE_DTYPE_F8_E4M3,
+    HONE_DTYPE_F8_E5M2,
+    HONE_DTYPE_U16,
+    HONE_DTYPE_U32,
+    HONE_DTYPE_U64,
+    HONE_DTYPE_COUNT
+} hone_dtype;
+
+size_t hone_dtype_size(hone_dtype t);
+const char *hone_dtype_name(hone_dtype t);              /* safetensors spelling: "F32", "BF16", ... */
+int hone_dtype_from_name(const char *name, hone_dtype *out); /* 1 when known */
+
+float hone_f16_to_f32(uint16_t h);
+float hone_bf16_to_f32(uint16_t b);
+uint16_t hone_f32_to_f16(float f);  /* round to nearest even */
+uint16_t hone_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
+
+/* Converts n elements of a floating dtype (F32, F16, BF16, F64) to f32; returns 0 for other dtypes. */
+int hone_convert_to_f32(float *dst, const void *src, hone_dtype src_type, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

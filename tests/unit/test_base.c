@@ -1,0 +1,68 @@
+/* base: errors, atomic files, RNG. */
+#include <string.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+static void test_error_context(void **state) {
+    (void)state;
+    hone_status st = hone_errorf(HONE_ERR_FORMAT, "bad byte at %d", 7);
+    assert_int_equal(st, HONE_ERR_FORMAT);
+    hone_error_context(st, "reading %s", "x.bin");
+    assert_string_equal(hone_error(), "reading x.bin: bad byte at 7");
+}
+
+static void test_atomic_write_replaces_whole_file(void **state) {
+    (void)state;
+    char *dir = test_tmpdir();
+    char *path = hone_path_join(dir, "f.txt");
+    TEST_OK(hone_file_write_atomic(path, "first", 5));
+    hone_atomic_file af;
+    TEST_OK(hone_atomic_open(&af, path));
+    TEST_OK(hone_atomic_write(&af, "second", 6));
+    /* Until commit, readers see the old content. */
+    char *text;
+    size_t n;
+    TEST_OK(hone_file_read(path, &text, &n));
+    assert_string_equal(text, "first");
+    free(text);
+    TEST_OK(hone_atomic_commit(&af));
+    TEST_OK(hone_file_read(path, &text, &n));
+    assert_string_equal(text, "second");
+    free(text);
+    free(path);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
+static void test_rng_streams_are_reproducible_and_distinct(void **state) {
+    (void)state;
+    hone_rng a = hone_rng_new(42, 1), b = hone_rng_new(42, 1), c = hone_rng_new(42, 2);
+    int same_ac = 0;
+    for (int i = 0; i < 100; i++) {
+        uint64_t x = hone_rng_u64(&a), y = hone_rng_u64(&b), z = hone_rng_u64(&c);
+        assert_true(x == y);
+        same_ac += x == z;
+    }
+    assert_true(same_ac == 0);
+    hone_rng r = hone_rng_new(7, 0);
+    double sum = 0, sumsq = 0;
+    for (int i = 0; i < 20000; i++) {
+        float u = hone_rng_uniform(&r);
+        assert_true(u >= 0.0f && u < 1.0f);
+        float g = hone_rng_normal(&r);
+        sum += g;
+        sumsq += (double)g * g;
+    }
+    assert_true(sum / 20000 < 0.05 && sum / 20000 > -0.05);
+    assert_true(sumsq / 20000 > 0.95 && sumsq / 20000 < 1.05);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_context),
+        cmocka_unit_test(test_atomic_write_replaces_whole_file),
+        cmocka_unit_test(test_rng_streams_are_reproducible_and_distinct),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
