@@ -2,8 +2,9 @@
  *
  * A token stream is the concatenation of every token of a file: an llm.c shard (.bin: a 256 × int32
  * header — magic 20240520 version 1 with uint16 tokens, or magic 20240801 version 7 with uint32 tokens —
- * header[2] = token count) or JSONL rows {"input_ids": [...]} (one document per line, concatenated in file
- * order). Every id is checked against the vocabulary size.
+ * header[2] = token count, file size exactly 1024 + count × item size) or JSONL rows {"input_ids": [...]}
+ * (one document per line, concatenated in file order; blank lines skipped; other keys ignored). The format
+ * follows the extension: .bin, or .jsonl / .json. Every id is checked against the vocabulary size.
  */
 #ifndef HONE_DATA_H
 #define HONE_DATA_H
@@ -15,12 +16,14 @@ extern "C" {
 #endif
 
 typedef struct {
-    int32_t *tokens;
+    int32_t *tokens;    /* 64-byte aligned; owned, released by hone_tokens_free */
     size_t n_tokens;
-    size_t n_documents;
+    size_t n_documents; /* JSONL rows (empty ones included); 1 for a shard */
 } hone_token_stream;
 
-/* vocab_size > 0: an id outside [0, vocab_size) is an error naming the file and line / position. */
+/* vocab_size > 0: an id outside [0, vocab_size) is an error naming the file and line / position. Any
+ * malformed header, size, line or id is an error naming the file (and line); nothing is skipped. On error
+ * *s is left empty. */
 hone_status hone_tokens_load(hone_token_stream *s, const char *path, int vocab_size);
 void hone_tokens_free(hone_token_stream *s);
 

@@ -31,7 +31,8 @@ typedef struct {
     int ndim;
     int64_t shape[HONE_ST_MAX_DIMS];
     int64_t numel;
-    const uint8_t *data; /* points into the mapping */
+    const uint8_t *data; /* points into the mapping; aligned to the item size only when the writer aligned it
+                            (all common writers do) — hone_st_tensor_to_f32 copes with either */
     size_t nbytes;
     const char *file_path; /* the file that holds it (for error messages) */
 } hone_st_tensor;
@@ -41,16 +42,22 @@ typedef struct {
     hone_st_tensor *tensors; /* in header order */
     size_t n_tensors;
     char *metadata_json; /* the "__metadata__" object serialised, or NULL */
+    int borrowed;        /* file.data is the caller's buffer (hone_st_open_memory), not a mapping */
 } hone_st_file;
 
 hone_status hone_st_open(hone_st_file *f, const char *path);
+/* Validates and indexes a safetensors image already in memory, with the same checks as hone_st_open. The
+ * bytes are not copied: they must outlive `f`. `name` stands for the file in error messages. */
+hone_status hone_st_open_memory(hone_st_file *f, const void *data, size_t size, const char *name);
 void hone_st_close(hone_st_file *f);
 const hone_st_tensor *hone_st_find(const hone_st_file *f, const char *name);
 /* Converts a floating tensor to f32 into `out` (numel floats). Error for non-float dtypes. */
 hone_status hone_st_tensor_to_f32(const hone_st_tensor *t, float *out);
 
 /* A model folder's weights: model.safetensors, or the shards listed by model.safetensors.index.json
- * (every shard validated; the index's weight_map must agree with the shards' contents). */
+ * (every shard validated; the index's weight_map must agree with the shards' contents: each listed tensor is
+ * in the shard named for it, and no shard holds a tensor the index does not list or another shard holds).
+ * `dir` may also be the path of a single .safetensors file. */
 typedef struct {
     hone_st_file *files;
     size_t n_files;
@@ -63,7 +70,8 @@ void hone_checkpoint_close(hone_checkpoint *c);
 const hone_st_tensor *hone_checkpoint_find(const hone_checkpoint *c, const char *name);
 
 /* Writer. Tensors are written in the given order with 8-byte aligned header padding, metadata
- * {"format":"pt"}, atomically (temp file, fsync, rename). `data` holds numel elements of `dtype`. */
+ * {"format":"pt"}, atomically (temp file, fsync, rename). `data` holds numel elements of `dtype` (may be NULL
+ * when numel is 0). Names must be non-empty, unique and not "__metadata__". */
 typedef struct {
     const char *name;
     hone_dtype dtype;

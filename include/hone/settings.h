@@ -2,7 +2,8 @@
  *
  * A flag is the YAML key with '-' for '_' (--learning-rate 2e-5 == learning_rate: 2e-5); flags override
  * the file; unknown keys are errors with a did-you-mean; values are type-checked when parsed, so the getters
- * cannot fail. List values are comma-separated on the command line and YAML sequences in the file.
+ * cannot fail. List values are comma-separated on the command line and YAML sequences (or comma-separated
+ * strings) in the file. docs/CONFIG.md states the rules for users.
  *
  *     static const hone_key_spec keys[] = {
  *         {"model", HONE_KEY_STRING, NULL, "model folder"},
@@ -32,14 +33,24 @@ typedef struct {
 
 typedef struct hone_settings hone_settings;
 
-/* argv[0] is the first argument after the command name. Also accepts --key=value. A bool flag given without
- * a value means true. `--config FILE` loads FILE first. Errors name the flag or the file and line. */
+/* argv[0] is the first argument after the command name (--help is the caller's business). Accepts
+ * `--key value`, `--key=value` and the underscore spelling `--learning_rate`; a bool flag followed by
+ * nothing or by another flag means true; a flag given twice keeps the last value. `--config FILE` loads
+ * FILE first, wherever it stands. Positional arguments, unknown keys (with a did-you-mean), duplicate
+ * keys in the file and ill-typed values are errors naming the flag or FILE:LINE. In the file, an empty
+ * value, ~ or null leaves the key to its default.
+ * `specs` is kept, not copied: it must outlive the settings (command tables are static). A default that
+ * does not parse as its type is a programming error (HONE_ASSERT). */
 hone_status hone_settings_parse(hone_settings **out, const hone_key_spec *specs, size_t n_specs, int argc,
                                 char **argv);
 void hone_settings_free(hone_settings *s);
 
+/* Getters take the key's YAML spelling; a key the table lacks is a programming error (HONE_ASSERT), and so is
+ * hone_settings_int/float/bool on a key of another type or with no value and no default (check with
+ * hone_settings_require or hone_settings_is_set first). */
 int hone_settings_is_set(const hone_settings *s, const char *key); /* given in the file or on the command line */
-const char *hone_settings_str(const hone_settings *s, const char *key); /* NULL when unset and no default */
+/* The text as given, for any type (a list's items joined with ','); NULL when unset and no default. */
+const char *hone_settings_str(const hone_settings *s, const char *key);
 int64_t hone_settings_int(const hone_settings *s, const char *key);
 double hone_settings_float(const hone_settings *s, const char *key);
 int hone_settings_bool(const hone_settings *s, const char *key);
@@ -48,9 +59,11 @@ size_t hone_settings_list(const hone_settings *s, const char *key, const char *c
 /* Fails with "missing required option --key" when the key has no value. */
 hone_status hone_settings_require(const hone_settings *s, const char *key);
 
-/* The resolved configuration (every key with a value) as a JSON object text (free with free()). */
+/* The resolved configuration as one line of JSON (free with free()): every key with a value, given or
+ * default, in table order, typed (numbers, booleans, arrays of strings). NULL when out of memory. */
 char *hone_settings_to_json(const hone_settings *s);
-/* Prints "--flag  type  (default)  help" lines for --help. */
+/* Prints one aligned line per key, after one for --config, for --help:
+ *     "  --learning-rate FLOAT   peak learning rate (default: 3e-4)" */
 void hone_settings_print_help(const hone_key_spec *specs, size_t n_specs, FILE *out);
 
 #ifdef __cplusplus

@@ -1,0 +1,145 @@
+/* hone/model.h — decoder-only transformers (GPT-2, Llama, Mistral, Qwen2) loaded from Hugging Face folders,
+ * with exact fp32 forward and backward passes on the CPU.
+ *
+ *     hone_model *m;
+ *     if (hone_model_load(&m, "models/gpt2") != HONE_OK) die(hone_error());
+ *     hone_model_prepare(m, B, T, 1);                       // plan activation memory once
+ *     hone_model_forward(m, input_ids, NULL, B, T);          // trunk: embeddings -> blocks -> final norm
+ *     hone_loss loss;
+ *     hone_model_zero_grad(m);
+ *     hone_head_cross_entropy(m, targets, 1.0f / n_targets, 1, &loss);  // chunked logits, loss, d(hidden)
+ *     hone_model_backward(m);                                // accumulates into the gradient buffer
+ *     ...
+ *     hone_model_save(m, "out");                             // config.json + model.safetensors
+ *     hone_model_free(m);
+ *
+ * One engine, many heads: the trunk is shared; the head (cross-entropy here) turns final hidden states into a
+ * loss chunk by chunk so B×T×V logits never exist at once, and hands back the gradient of the hidden states.
+ *
+ * Internally linear weights are stored as [out, in] (GPT-2's Conv1D weights are transposed on load and back on
+ * save), and q/k/v (and gate/up) projections are fused into one matrix so each is one GEMM. Parameters,
+ * gradients and optimizer moments are each one contiguous buffer with named pointers carved out of it.
+ */
+#ifndef HONE_MODEL_H
+#define HONE_MODEL_H
+
+#include "hone/base.h"
+#include "hone/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { HONE_ARCH_GPT2 = 0, HONE_ARCH_LLAMA = 1 } hone_arch; /* llama covers mistral and qwen2 */
+typedef enum { HONE_ACT_GELU_TANH = 0, HONE_ACT_GELU_ERF, HONE_ACT_RELU, HONE_ACT_SILU } hone_activation;
+
+typedef struct {
+    char model_type[32];          /* "gpt2", "llama", "mistral", "qwen2" */
+    hone_arch arch;
+    int vocab_size;
+    int hidden_size;              /* C */
+    int num_layers;               /* L */
+    int num_heads;                /* NH */
+    int num_kv_heads;             /* NKV (grouped-query attention when < NH) */
+    int head_dim;                 /* HD */
+    int intermediate_size;        /* I (GPT-2: n_inner or 4C) */
+    int max_position_embeddings;
+    float norm_eps;               /* layer_norm_epsilon / rms_norm_eps */
+    float rope_theta;
+    hone_activation activation;
+    int tie_word_embeddings;
+    int qkv_bias;                 /* q/k/v projections have biases */
+    int o_bias;                   /* output projection has a bias */
+    int mlp_bias;
+    int scale_attn_weights;       /* GPT-2: divide scores by sqrt(HD) (always for Llama) */
+    int scale_attn_by_inverse_layer_idx; /* GPT-2: also divide by (layer index + 1) */
+    int sliding_window;           /* 0 = none; sequences longer than this are refused */
+    int bos_token_id, eos_token_id; /* -1 when absent */
+} hone_model_config;
+
+/* Parses a Hugging Face config.json text; unsupported architectures or options are errors naming the
+ * field. `path` is used in messages. */
+hone_status hone_model_config_parse(hone_model_config *c, const char *json_text, const char *path);
+/* Built-in shapes for benchmarks and the demo: gpt2-124m, smollm-135m, gpt2-tiny, llama-tiny, ... */
+hone_status hone_model_config_preset(hone_model_config *c, const char *name);
+const char *hone_model_config_preset_names(void); /* comma-separated, for error messages and --help */
+/* A config.json text (free()) that transformers reads back to the same model. */
+char *hone_model_config_to_json(const hone_model_config *c);
+
+typedef struct hone_model hone_model;
+
+/* Loads config.json and the safetensors weights (F32/F16/BF16; sharded or not) of a model folder. */
+hone_status hone_model_load(hone_model **out, const char *dir);
+/* A randomly initialised model (GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L)). */
+hone_status hone_model_create(hone_model **out, const hone_model_config *c, uint64_t seed);
+void hone_model_free(hone_model *m);
+/* Writes DIR/config.json and DIR/model.safetensors (F32, Hugging Face names and layouts) atomically, and
+ * copies tokenizer files from the folder the model was loaded from, when there are any. */
+hone_status hone_model_save(const hone_model *m, const char *dir);
+
+const hone_model_config *hone_model_get_config(const hone_model *m);
+size_t hone_model_num_params(const hone_model *m);
+float *hone_model_params(hone_model *m);
+float *hone_model_grads(hone_model *m); /* NULL until prepared for training */
+/* One segment per internal tensor, with decay set for tensors of >= 2 dimensions. */
+const hone_param_segment *hone_model_segments(const hone_model *m, size_t *n);
+
+/* Names of the tensors a Hugging Face checkpoint of this model holds (in save order). */
+size_t hone_model_hf_tensor_count(const hone_model *m);
+const char *hone_model_hf_tensor_name(const hone_model *m, size_t i, int *ndim, int64_t shape[2]);
+/* Copies one tensor in Hugging Face layout out of the parameters (from_grads = 0) or gradients (1). */
+hone_status hone_model_hf_tensor_get(const hone_model *m, const char *name, int from_grads, float *out);
+
+/* Plans activation memory for batches of up to B×T tokens; `training` also allocates what backward needs.
+ * Called once per run; forward/backward never allocate. */
+hone_status hone_model_prepare(hone_model *m, int B, int T, int training);
+/* Runs the trunk on ids [B, T] (positions 0..T-1). b <= prepared B, t <= prepared T. */
+hone_status hone_model_forward(hone_model *m, const int32_t *ids, int B, int T);
+/* Final hidden states of the last forward, [B*T, C]. */
+const float *hone_model_hidden(const hone_model *m);
+
+typedef struct {
+    double sum_nll;  /* sum of -log p(target) over counted positions */
+    int64_t count;   /* positions whose target != -100 */
+} hone_loss;
+
+/* Cross-entropy head on the last forward: targets [B, T] (-100 = ignored). With grad != 0, writes the
+ * gradient of (grad_scale * sum_nll) w.r.t. the hidden states and accumulates the lm_head gradient. */
+hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float grad_scale, int grad,
+                                    hone_loss *out);
+/* Logits of rows [row0, row0 + n) (row = b*T + t) of the last forward into out [n, V]. */
+void hone_model_logits(hone_model *m, int row0, int n, float *out);
+void hone_model_zero_grad(hone_model *m);
+/* Back-propagates the head's gradient through the trunk, accumulating parameter gradients. */
+hone_status hone_model_backward(hone_model *m);
+
+/* ---- inference with a KV cache ---- */
+typedef struct hone_kv_cache hone_kv_cache;
+hone_status hone_kv_cache_new(hone_kv_cache **out, const hone_model *m, int max_len);
+void hone_kv_cache_free(hone_kv_cache *kv);
+/* Feeds n tokens at the next positions of the cache; writes the logits of the last one into out [V]. */
+hone_status hone_model_step(hone_model *m, hone_kv_cache *kv, const int32_t *ids, int n, float *out_logits);
+int hone_kv_cache_length(const hone_kv_cache *kv);
+
+typedef struct {
+    int max_new_tokens;
+    float temperature; /* 0 = greedy */
+    int top_k;         /* 0 = off */
+    float top_p;       /* 1 = off */
+    uint64_t seed;
+    int stop_at_eos;
+} hone_sampling;
+
+/* Called with each generated id; return non-zero to stop. */
+typedef int (*hone_token_callback)(int32_t id, void *user);
+/* Generates after prompt ids; writes up to max_new_tokens ids into out (count in *n_out). */
+hone_status hone_generate(hone_model *m, const int32_t *prompt, int n_prompt, const hone_sampling *s,
+                          int32_t *out, int *n_out, hone_token_callback cb, void *user);
+
+/* Approximate training FLOPs per token (6 × matrix parameters + attention), for MFU reports. */
+double hone_model_flops_per_token(const hone_model_config *c, int T);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

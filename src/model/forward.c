@@ -1,0 +1,290 @@
+/* Training and scoring passes: activation planning, the trunk forward/backward, and the cross-entropy head. */
+#include "model/model_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+float model_attention_scale(const hone_model_config *c, int layer) {
+    float s = c->scale_attn_weights ? 1.0f / sqrtf((float)c->head_dim) : 1.0f;
+    if (c->scale_attn_by_inverse_layer_idx) s /= (float)(layer + 1);
+    return s;
+}
+
+hone_status model_ensure_rope(hone_model *m, int len) {
+    if (m->cfg.arch != HONE_ARCH_LLAMA || len <= m->rope_len) return HONE_OK;
+    size_t n = (size_t)len * (m->cfg.head_dim / 2);
+    float *c = hone_alloc(n * sizeof(float)), *s = hone_alloc(n * sizeof(float));
+    if (!c || !s) {
+        hone_free(c);
+        hone_free(s);
+        return hone_errorf(HONE_ERR_NOMEM, "out of memory for rotary tables");
+    }
+    op_rope_tables(c, s, len, m->cfg.head_dim, m->cfg.rope_theta);
+    hone_free(m->rope_cos);
+    hone_free(m->rope_sin);
+    m->rope_cos = c;
+    m->rope_sin = s;
+    m->rope_len = len;
+    return HONE_OK;
+}
+
+void model_free_activations(hone_model *m) {
+    hone_free(m->act_mem);
+    free(m->resid);
+    free(m->acts);
+    m->act_mem = NULL;
+    m->resid = NULL;
+    m->acts = NULL;
+    m->B = m->T = 0;
+}
+
+static float *carve_floats(float **p, size_t n) {
+    float *r = *p;
+    *p += n;
+    return r;
+}
+
+hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
+    const hone_model_config *c = &m->cfg;
+    if (B <= 0 || T <= 0) return hone_errorf(HONE_ERR_INVALID, "batch size and sequence length must be positive");
+    if (c->arch == HONE_ARCH_GPT2 && T > c->max_position_embeddings)
+        return hone_errorf(HONE_ERR_INVALID,
+                           "sequence length %d exceeds the model's %d positions (n_positions in config.json)", T,
+                           c->max_position_embeddings);
+    if (c->sliding_window > 0 && T > c->sliding_window)
+        return hone_errorf(HONE_ERR_UNSUPPORTED,
+                           "sequence length %d exceeds the sliding window of %d; sliding-window attention is not "
+                           "supported yet (use --sequence-len <= %d)",
+                           T, c->sliding_window, c->sliding_window);
+    if (m->act_mem && m->B == B && m->T == T && m->training >= training) return HONE_OK;
+    model_free_activations(m);
+    if (training) HONE_TRY(model_alloc_grads(m));
+    HONE_TRY(model_ensure_rope(m, T));
+
+    const size_t N = (size_t)B * T, C = c->hidden_size, L = c->num_layers, V = c->vocab_size;
+    const size_t QKV = model_qkv_dim(c), Q = (size_t)c->num_heads * c->head_dim, F = model_fc_dim(c);
+    const size_t IM = c->intermediate_size, ATT = (size_t)B * c->num_heads * T * T;
+    const size_t sets = training ? L : 1;
+    const size_t resid_bufs = training ? L + 1 : 2;
+    int chunk = (int)((1u << 22) / V);
+    if (chunk < 1) chunk = 1;
+    if ((size_t)chunk > N) chunk = (int)N;
+
+    /* Sizes in floats, each rounded to 16 floats (64 bytes). */
+#define R16(x) (((x) + 15) & ~(size_t)15)
+    size_t per_set = R16(N * C) * 3 + R16(N) * 4 + R16(N * QKV) + R16(ATT) + R16(N * Q) + R16(N * F) + R16(N * IM);
+    size_t total = resid_bufs * R16(N * C) + sets * per_set + R16(N * C) + 2 * R16(N) + R16((size_t)chunk * V);
+    if (training)
+        total += R16(N * C) * 3 + R16(N * QKV) + R16(N * Q) + R16(N * F) + R16(N * IM) + R16(op_norm_scratch_floats(C));
+    m->act_mem = hone_alloc(total * sizeof(float));
+    m->resid = calloc(L + 1, sizeof(float *));
+    m->acts = calloc(L, sizeof(hone_layer_acts));
+    if (!m->act_mem || !m->resid || !m->acts) {
+        model_free_activations(m);
+        return hone_errorf(HONE_ERR_NOMEM, "out of memory planning activations for batch %d × %d (%.1f GB)", B, T,
+                           (double)total * 4 / 1e9);
+    }
+    float *p = m->act_mem;
+#define TAKE(n) carve_floats(&p, R16(n))
+    float *rb[2] = {NULL, NULL};
+    for (size_t i = 0; i <= L; i++) {
+        if (training) m->resid[i] = TAKE(N * C);
+        else {
+            if (i < 2) rb[i] = TAKE(N * C);
+            m->resid[i] = rb[i % 2];
+        }
+    }
+    for (size_t s = 0; s < sets; s++) {
+        hone_layer_acts *a = &m->acts[s];
+        a->ln1 = TAKE(N * C);
+        a->ln1_mean = TAKE(N);
+        a->ln1_rstd = TAKE(N);
+        a->qkv = TAKE(N * QKV);
+        a->att = TAKE(ATT);
+        a->atty = TAKE(N * Q);
+        a->resmid = TAKE(N * C);
+        a->ln2 = TAKE(N * C);
+        a->ln2_mean = TAKE(N);
+        a->ln2_rstd = TAKE(N);
+        a->fc = TAKE(N * F);
+        a->act = TAKE(N * IM);
+    }
+    for (size_t s = sets; s < L; s++) m->acts[s] = m->acts[0];
+    m->lnf = TAKE(N * C);
+    m->lnf_mean = TAKE(N);
+    m->lnf_rstd = TAKE(N);
+    m->logits_chunk = TAKE((size_t)chunk * V);
+    m->chunk_rows = chunk;
+    if (training) {
+        m->d_resid = TAKE(N * C);
+        m->d_ln = TAKE(N * C);
+        m->d_lnf = TAKE(N * C);
+        m->d_qkv = TAKE(N * QKV);
+        m->d_atty = TAKE(N * Q);
+        m->d_fc = TAKE(N * F);
+        m->d_act = TAKE(N * IM);
+        m->norm_scratch = TAKE(op_norm_scratch_floats(C));
+    }
+    HONE_ASSERT((size_t)(p - m->act_mem) <= total);
+#undef TAKE
+#undef R16
+    m->B = B;
+    m->T = T;
+    m->training = training;
+    return HONE_OK;
+}
+
+static void norm_forward(const hone_model *m, float *out, float *mean, float *rstd, const float *x, const float *w,
+                         const float *b, int N) {
+    if (m->cfg.arch == HONE_ARCH_GPT2)
+        op_layernorm_forward(out, mean, rstd, x, w, b, N, m->cfg.hidden_size, m->cfg.norm_eps);
+    else
+        op_rmsnorm_forward(out, rstd, x, w, N, m->cfg.hidden_size, m->cfg.norm_eps);
+}
+
+static void norm_backward(hone_model *m, float *dx, float *dw, float *db, const float *dout, const float *x,
+                          const float *w, const float *mean, const float *rstd, int N) {
+    if (m->cfg.arch == HONE_ARCH_GPT2)
+        op_layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, m->cfg.hidden_size, m->norm_scratch);
+    else
+        op_rmsnorm_backward(dx, dw, dout, x, w, rstd, N, m->cfg.hidden_size, m->norm_scratch);
+}
+
+hone_status hone_model_forward(hone_model *m, const int32_t *ids, int B, int T) {
+    const hone_model_config *c = &m->cfg;
+    if (!m->act_mem || B > m->B || T > m->T || (B * T > m->B * m->T))
+        return hone_errorf(HONE_ERR_INVALID, "forward of %d × %d exceeds the prepared %d × %d", B, T, m->B, m->T);
+    const int N = B * T, C = c->hidden_size, QKV = model_qkv_dim(c), Q = c->num_heads * c->head_dim;
+    const int F = model_fc_dim(c), IM = c->intermediate_size, L = c->num_layers;
+    for (int n = 0; n < N; n++)
+        if (ids[n] < 0 || ids[n] >= c->vocab_size)
+            return hone_errorf(HONE_ERR_INVALID, "token id %d at position %d is outside the vocabulary (size %d)",
+                               ids[n], n, c->vocab_size);
+    m->last_ids = ids;
+    m->last_B = B;
+    m->last_T = T;
+    op_embedding_forward(m->resid[0], ids, m->w.wte, m->w.wpe, NULL, N, T, C);
+    for (int l = 0; l < L; l++) {
+        const hone_layer_weights *w = &m->w.layers[l];
+        hone_layer_acts *a = &m->acts[l];
+        const float *x = m->resid[l];
+        norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
+        op_linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV);
+        if (c->arch == HONE_ARCH_LLAMA)
+            op_rope(a->qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin, NULL, 0);
+        op_attention_forward(a->atty, a->att, a->qkv, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
+                             model_attention_scale(c, l));
+        op_linear_forward(a->resmid, a->atty, w->o_w, w->o_b, N, Q, C);
+        op_add_inplace(a->resmid, x, (size_t)N * C);
+        norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->resmid, w->ln2_w, w->ln2_b, N);
+        op_linear_forward(a->fc, a->ln2, w->fc_w, w->fc_b, N, C, F);
+        if (c->arch == HONE_ARCH_GPT2) op_activation_forward(a->act, a->fc, (size_t)N * IM, model_op_activation(c));
+        else op_glu_forward(a->act, a->fc, N, IM, model_op_activation(c));
+        float *out = m->resid[l + 1];
+        op_linear_forward(out, a->act, w->proj_w, w->proj_b, N, IM, C);
+        op_add_inplace(out, a->resmid, (size_t)N * C);
+    }
+    norm_forward(m, m->lnf, m->lnf_mean, m->lnf_rstd, m->resid[L], m->w.lnf_w, m->w.lnf_b, N);
+    return HONE_OK;
+}
+
+const float *hone_model_hidden(const hone_model *m) { return m->lnf; }
+
+void hone_model_logits(hone_model *m, int row0, int n, float *out) {
+    op_linear_forward(out, m->lnf + (size_t)row0 * m->cfg.hidden_size, m->w.lm_head, NULL, n, m->cfg.hidden_size,
+                      m->cfg.vocab_size);
+}
+
+hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float grad_scale, int grad,
+                                    hone_loss *out) {
+    const int N = m->last_B * m->last_T, C = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    if (grad && !m->training) return hone_errorf(HONE_ERR_INVALID, "model was not prepared for training");
+    for (int n = 0; n < N; n++)
+        if (targets[n] != -100 && (targets[n] < 0 || targets[n] >= V))
+            return hone_errorf(HONE_ERR_INVALID, "target id %d at position %d is outside the vocabulary (size %d)",
+                               targets[n], n, V);
+    if (grad) memset(m->d_lnf, 0, sizeof(float) * (size_t)N * C);
+    double sum = 0;
+    int64_t count = 0;
+    for (int r0 = 0; r0 < N; r0 += m->chunk_rows) {
+        int rows = N - r0 < m->chunk_rows ? N - r0 : m->chunk_rows;
+        int any = 0;
+        for (int r = 0; r < rows && !any; r++) any = targets[r0 + r] != -100;
+        if (!any) continue;
+        float *logits = m->logits_chunk;
+        hone_model_logits(m, r0, rows, logits);
+        double chunk_sum = 0;
+        int64_t chunk_count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : chunk_sum, chunk_count)
+        for (int r = 0; r < rows; r++) {
+            float *z = logits + (size_t)r * V;
+            int tgt = targets[r0 + r];
+            if (tgt == -100) {
+                if (grad) memset(z, 0, sizeof(float) * V);
+                continue;
+            }
+            float mx = -INFINITY;
+            for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+            double se = 0;
+            for (int v = 0; v < V; v++) se += exp((double)(z[v] - mx));
+            double lse = mx + log(se);
+            chunk_sum += lse - z[tgt];
+            chunk_count++;
+            if (grad) {
+                /* d(nll)/dz = softmax(z) - onehot(target), scaled */
+                for (int v = 0; v < V; v++) z[v] = grad_scale * (float)exp((double)z[v] - lse);
+                z[tgt] -= grad_scale;
+            }
+        }
+        sum += chunk_sum;
+        count += chunk_count;
+        if (grad) {
+            /* d_hidden[rows] = dz @ W_lm; dW_lm += dz^T @ hidden[rows] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, V, 1.0f, logits, V, m->w.lm_head, C, 0.0f,
+                        m->d_lnf + (size_t)r0 * C, C);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, rows, 1.0f, logits, V,
+                        m->lnf + (size_t)r0 * C, C, 1.0f, m->g.lm_head, C);
+        }
+    }
+    out->sum_nll = sum;
+    out->count = count;
+    return HONE_OK;
+}
+
+void hone_model_zero_grad(hone_model *m) {
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+hone_status hone_model_backward(hone_model *m) {
+    const hone_model_config *c = &m->cfg;
+    if (!m->training || !m->last_ids) return hone_errorf(HONE_ERR_INVALID, "backward needs a training forward first");
+    const int B = m->last_B, T = m->last_T, N = B * T, C = c->hidden_size, QKV = model_qkv_dim(c);
+    const int Q = c->num_heads * c->head_dim, F = model_fc_dim(c), IM = c->intermediate_size, L = c->num_layers;
+    float *dres = m->d_resid;
+    memset(dres, 0, sizeof(float) * (size_t)N * C);
+    norm_backward(m, dres, m->g.lnf_w, m->g.lnf_b, m->d_lnf, m->resid[L], m->w.lnf_w, m->lnf_mean, m->lnf_rstd, N);
+    for (int l = L - 1; l >= 0; l--) {
+        const hone_layer_weights *w = &m->w.layers[l];
+        hone_layer_weights *g = &m->g.layers[l];
+        hone_layer_acts *a = &m->acts[l];
+        /* MLP: out = resmid + proj(act(fc(ln2(resmid)))) ; dres holds d(out) and becomes d(resmid) */
+        op_linear_backward(m->d_act, g->proj_w, g->proj_b, dres, a->act, w->proj_w, N, IM, C, 0);
+        if (c->arch == HONE_ARCH_GPT2)
+            op_activation_backward(m->d_fc, m->d_act, a->fc, (size_t)N * IM, model_op_activation(c));
+        else op_glu_backward(m->d_fc, m->d_act, a->fc, N, IM, model_op_activation(c));
+        op_linear_backward(m->d_ln, g->fc_w, g->fc_b, m->d_fc, a->ln2, w->fc_w, N, C, F, 0);
+        norm_backward(m, dres, g->ln2_w, g->ln2_b, m->d_ln, a->resmid, w->ln2_w, a->ln2_mean, a->ln2_rstd, N);
+        /* attention: resmid = x + o(attn(rope(qkv(ln1(x))))) ; dres becomes d(x) */
+        op_linear_backward(m->d_atty, g->o_w, g->o_b, dres, a->atty, w->o_w, N, Q, C, 0);
+        op_attention_backward(m->d_qkv, m->d_atty, a->qkv, a->att, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
+                              model_attention_scale(c, l));
+        if (c->arch == HONE_ARCH_LLAMA)
+            op_rope(m->d_qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin, NULL, 1);
+        op_linear_backward(m->d_ln, g->qkv_w, g->qkv_b, m->d_qkv, a->ln1, w->qkv_w, N, C, QKV, 0);
+        norm_backward(m, dres, g->ln1_w, g->ln1_b, m->d_ln, m->resid[l], w->ln1_w, a->ln1_mean, a->ln1_rstd, N);
+    }
+    op_embedding_backward(m->g.wte, m->g.wpe, dres, m->last_ids, N, T, C);
+    return HONE_OK;
+}

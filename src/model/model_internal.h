@@ -1,0 +1,106 @@
+/* The model object shared by model.c (parameters, load, save), forward.c (training passes) and
+ * generate.c (KV-cache inference). Not part of the public API. */
+#ifndef HONE_MODEL_INTERNAL_H
+#define HONE_MODEL_INTERNAL_H
+
+#include "hone/model.h"
+#include "tensor/ops.h"
+
+/* Named views into one parameter-shaped buffer (parameters or gradients). NULL where the architecture has
+ * no such tensor. Linear weights are [out, in]. */
+typedef struct {
+    float *ln1_w, *ln1_b;   /* [C] (ln1_b: GPT-2) */
+    float *qkv_w, *qkv_b;   /* [QKV, C], [QKV] with QKV = (NH + 2 NKV) HD: q heads | k heads | v heads */
+    float *o_w, *o_b;       /* [C, NH HD], [C] */
+    float *ln2_w, *ln2_b;   /* [C] */
+    float *fc_w, *fc_b;     /* [F, C], [F]: GPT-2 F = I; gated F = 2I (gate rows, then up rows) */
+    float *proj_w, *proj_b; /* [C, I], [C] */
+} hone_layer_weights;
+
+typedef struct {
+    float *wte;     /* [V, C] */
+    float *wpe;     /* [P, C] (GPT-2) */
+    float *lnf_w, *lnf_b;
+    float *lm_head; /* [V, C]; == wte when tied */
+    hone_layer_weights *layers;
+} hone_weights;
+
+enum { LW_LN1_W, LW_LN1_B, LW_QKV_W, LW_QKV_B, LW_O_W, LW_O_B, LW_LN2_W, LW_LN2_B, LW_FC_W, LW_FC_B, LW_PROJ_W,
+       LW_PROJ_B, LW_COUNT };
+
+/* An internal tensor: a named slice of the parameter buffer. */
+typedef struct {
+    char name[64];
+    int ndim;
+    int64_t shape[2];
+    size_t offset, size;
+} hone_param_tensor;
+
+/* Where a Hugging Face tensor lives: rows [row0, row0 + rows) of an internal tensor, transposed when the
+ * checkpoint stores it as [in, out] (GPT-2's Conv1D). */
+typedef struct {
+    char hf_name[128];
+    int internal;
+    int64_t row0, rows, cols;
+    int ndim;
+    int transposed;
+} hone_hf_piece;
+
+/* Activations of one layer, kept for the backward pass. */
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd; /* [N, C], [N], [N] */
+    float *qkv;                       /* [N, QKV] after rotary embeddings */
+    float *att;                       /* [B, NH, T, T] */
+    float *atty;                      /* [N, NH HD] */
+    float *resmid;                    /* [N, C] residual after attention */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc;                        /* [N, F] */
+    float *act;                       /* [N, I] */
+} hone_layer_acts;
+
+struct hone_model {
+    hone_model_config cfg;
+    char *source_dir; /* folder loaded from (tokenizer files are copied from it on save) */
+
+    hone_param_tensor *tensors;
+    size_t n_tensors;
+    hone_param_segment *segments;
+    hone_hf_piece *pieces;
+    size_t n_pieces;
+
+    int (*layer_tensor)[LW_COUNT]; /* index into tensors of each layer's weights (-1 = absent) */
+    int global_tensor[5];          /* wte, wpe, lnf_w, lnf_b, lm_head (-1 = absent) */
+
+    size_t n_params;
+    float *params, *grads;
+    hone_weights w, g;
+
+    /* planned once by hone_model_prepare */
+    int B, T, training;
+    float *act_mem;
+    float **resid;            /* [L + 1] of [N, C]: input of each layer, then the output of the last */
+    hone_layer_acts *acts;    /* [L] (one shared set when not training) */
+    float *lnf, *lnf_mean, *lnf_rstd;
+    float *d_resid, *d_ln, *d_qkv, *d_atty, *d_fc, *d_act, *d_lnf, *norm_scratch;
+    float *logits_chunk;      /* [chunk_rows, V] */
+    int chunk_rows;
+    const int32_t *last_ids;  /* ids of the last forward (for the embedding backward) */
+    int last_B, last_T;
+
+    float *rope_cos, *rope_sin; /* [rope_len, HD/2] */
+    int rope_len;
+};
+
+/* Sizes derived from the config. */
+static inline int model_qkv_dim(const hone_model_config *c) { return (c->num_heads + 2 * c->num_kv_heads) * c->head_dim; }
+static inline int model_fc_dim(const hone_model_config *c) {
+    return c->arch == HONE_ARCH_GPT2 ? c->intermediate_size : 2 * c->intermediate_size;
+}
+static inline op_activation model_op_activation(const hone_model_config *c) { return (op_activation)c->activation; }
+hone_status model_alloc_grads(hone_model *m);
+void model_free_activations(hone_model *m);
+float model_attention_scale(const hone_model_config *c, int layer);
+/* Makes sure rotary tables cover positions [0, len). */
+hone_status model_ensure_rope(hone_model *m, int len);
+
+#endif

@@ -1,0 +1,64 @@
+#include "tensor/ops.h"
+
+#include <math.h>
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define INV_SQRT2 0.7071067811865476f
+#define INV_SQRT_2PI 0.3989422804014327f
+
+static inline float act_value(float x, op_activation act) {
+    switch (act) {
+    case OP_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+    case OP_ACT_GELU_ERF: return 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+    case OP_ACT_RELU: return x > 0 ? x : 0.0f;
+    case OP_ACT_SILU: return x / (1.0f + expf(-x));
+    }
+    return 0;
+}
+
+static inline float act_grad(float x, op_activation act) {
+    switch (act) {
+    case OP_ACT_GELU_TANH: {
+        float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+    }
+    case OP_ACT_GELU_ERF: return 0.5f * (1.0f + erff(x * INV_SQRT2)) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+    case OP_ACT_RELU: return x > 0 ? 1.0f : 0.0f;
+    case OP_ACT_SILU: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f + x * (1.0f - s));
+    }
+    }
+    return 0;
+}
+
+void op_activation_forward(float *out, const float *x, size_t n, op_activation act) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = act_value(x[i], act);
+}
+
+void op_activation_backward(float *dx, const float *dout, const float *x, size_t n, op_activation act) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dx[i] = dout[i] * act_grad(x[i], act);
+}
+
+void op_glu_forward(float *out, const float *gu, int N, int I, op_activation act) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *g = gu + (size_t)n * 2 * I, *u = g + I;
+        float *o = out + (size_t)n * I;
+        for (int i = 0; i < I; i++) o[i] = act_value(g[i], act) * u[i];
+    }
+}
+
+void op_glu_backward(float *dgu, const float *dout, const float *gu, int N, int I, op_activation act) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *g = gu + (size_t)n * 2 * I, *u = g + I, *d = dout + (size_t)n * I;
+        float *dg = dgu + (size_t)n * 2 * I, *du = dg + I;
+        for (int i = 0; i < I; i++) {
+            dg[i] = d[i] * u[i] * act_grad(g[i], act);
+            du[i] = d[i] * act_value(g[i], act);
+        }
+    }
+}

@@ -1,0 +1,68 @@
+/* CPU kernels: forward and backward of each op, fp32. Shapes are in the comment above each function;
+ * N = number of rows (B*T). Backward functions accumulate (+=) into parameter gradients and, unless said
+ * otherwise, overwrite input gradients. */
+#ifndef HONE_OPS_H
+#define HONE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[N,C] = wte[ids[n]] (+ wpe[pos[n]] when wpe != NULL; pos NULL = n % T) */
+void op_embedding_forward(float *out, const int32_t *ids, const float *wte, const float *wpe, const int32_t *pos,
+                          int N, int T, int C);
+/* dwte[ids[n]] += dout[n]; dwpe[n % T] += dout[n] */
+void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids, int N, int T, int C);
+
+/* out[N,C] = (x - mean) * rstd * w + b; saves mean[N], rstd[N] (either may be NULL at inference) */
+void op_layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                          int N, int C, float eps);
+/* dx[N,C] += ...; dw[C], db[C] += ...; scratch: op_norm_scratch_floats(C) floats */
+void op_layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                           const float *mean, const float *rstd, int N, int C, float *scratch);
+/* out[N,C] = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); saves rstd[N] (may be NULL) */
+void op_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+/* dx[N,C] += ...; dw[C] += ...; scratch: op_norm_scratch_floats(C) floats */
+void op_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                         const float *rstd, int N, int C, float *scratch);
+/* Per-thread partial sums for the norm backward passes. */
+size_t op_norm_scratch_floats(int C);
+
+/* out[N,OC] = x[N,IC] @ w[OC,IC]^T + b[OC] (b may be NULL) */
+void op_linear_forward(float *out, const float *x, const float *w, const float *b, int N, int IC, int OC);
+/* dx[N,IC] (+= when accumulate) dout @ w; dw[OC,IC] += dout^T @ x; db[OC] += sum dout (dx, db may be NULL) */
+void op_linear_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                        int N, int IC, int OC, int accumulate);
+
+/* Rotary embedding (Hugging Face rotate_half convention) applied in place to the first n_heads heads of
+ * each row of x[N, stride] (head h at x + h*HD). cos/sin tables are [max_pos, HD/2]; pos[n] the position
+ * of row n (NULL = n % T). inverse = 1 rotates by -theta (the backward pass). */
+void op_rope(float *x, int N, int T, int stride, int n_heads, int HD, const float *cos_t, const float *sin_t,
+             const int32_t *pos, int inverse);
+void op_rope_tables(float *cos_t, float *sin_t, int max_pos, int HD, float theta);
+
+/* Causal self-attention over qkv[B*T, (NH + 2*NKV)*HD] laid out q heads | k heads | v heads per row.
+ * out[B*T, NH*HD]; att[B, NH, T, T] saves the probabilities (upper triangle unused). */
+void op_attention_forward(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV, int HD,
+                          float scale);
+/* dqkv[B*T, (NH+2NKV)*HD] = gradient of qkv (overwritten). */
+void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                           int NH, int NKV, int HD, float scale);
+/* n new query rows q[n, NH*HD] at positions pos0..pos0+n-1 against cached keys/values
+ * k_cache, v_cache [NKV, max_len, HD] holding positions 0..pos0+n-1. out[n, NH*HD]; scratch[n_threads * len] */
+void op_attention_cached(float *out, const float *q, int q_stride, const float *k_cache, const float *v_cache,
+                         int n, int pos0, int max_len, int NH, int NKV, int HD, float scale, float *scratch);
+
+typedef enum { OP_ACT_GELU_TANH = 0, OP_ACT_GELU_ERF, OP_ACT_RELU, OP_ACT_SILU } op_activation;
+/* out[N*C] = act(x) */
+void op_activation_forward(float *out, const float *x, size_t n, op_activation act);
+/* dx = dout * act'(x) */
+void op_activation_backward(float *dx, const float *dout, const float *x, size_t n, op_activation act);
+/* Gated MLP: gu[N, 2I] = gate | up; out[N, I] = act(gate) * up */
+void op_glu_forward(float *out, const float *gu, int N, int I, op_activation act);
+/* dgu[N, 2I] from dout[N, I] */
+void op_glu_backward(float *dgu, const float *dout, const float *gu, int N, int I, op_activation act);
+
+/* y[n] += x[n] */
+void op_add_inplace(float *y, const float *x, size_t n);
+
+#endif
