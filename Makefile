@@ -27,6 +27,7 @@ bench: build
 # Regenerate the PyTorch reference fixtures in tests/fixtures (needs Debian's python3-torch).
 fixtures:
 	/usr/bin/python3 tools/make_fixtures.py tests/fixtures
+	/usr/bin/python3 tools/make_optim_fixtures.py tests/fixtures/optim
 
 clean:
 	rm -rf $(BUILD)

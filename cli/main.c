@@ -2,11 +2,31 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
+
+static const cli_command commands[] = {
+    {"demo", "pretrain a tiny built-in model on built-in text for about a minute and sample from it", cmd_demo},
+    {"pretrain", "continued pre-training on token shards or JSONL input_ids", cmd_pretrain},
+    {"eval", "mean next-token loss and perplexity of a model on a token file", cmd_eval},
+    {"generate", "generate tokens from a prompt with a KV cache", cmd_generate},
+    {"bench", "benchmarks (bench train: one training step of a built-in model shape)", cmd_bench},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: hone COMMAND [--config FILE.yaml] [--key value ...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`hone COMMAND --help` lists the command's options.\n");
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: hone COMMAND [options]\n");
-        return 2;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
     }
-    (void)argv;
-    return 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "hone: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
 }

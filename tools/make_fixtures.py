@@ -611,8 +611,8 @@ def main():
         print("         losses %s" % " ".join("%.4f" % x for x in r["losses"]))
         print("         checks: finite differences %.1e (%d probes), naive forward %.1e, hand AdamW %.1e" % (
             r["fd_err"], r["fd_count"], r["naive_err"], r["hand_err"]))
-        print("         fp32 vs fp64: loss %.1e logits %.1e grads %.1e (max |g| %.2g) adamw %.1e (%.1e where |g| >= %g)" % (
-            f["loss"], f["logits"], f["grad"], f["grad_scale"], f["adamw"], f["adamw_wellcond"], WELL_CONDITIONED))
+        print("         fp32 vs fp64: loss %.1e logits %.1e grads %.1e (max |g| %.2g) adamw %.1e (%.1e where |g| >= %g)"
+              % (f["loss"], f["logits"], f["grad"], f["grad_scale"], f["adamw"], f["adamw_wellcond"], WELL_CONDITIONED))
         print("         " + "  ".join("%s %d B" % kv for kv in r["sizes"].items()))
     write_readme(out_dir, results)
     total = 0

@@ -30,6 +30,13 @@ void hone_tokens_free(hone_token_stream *s);
 /* Writes an llm.c shard (version 7 / uint32 when any id >= 65536, else version 1 / uint16), atomically. */
 hone_status hone_tokens_write_shard(const char *path, const int32_t *tokens, size_t n);
 
+/* Built-in synthetic English-like text for the demo and tests: short sentences from a small grammar, simple
+ * sums and counting, so that a tiny model's loss falls visibly within a minute. Deterministic in the seed.
+ * Returns n_bytes of ASCII (free()). */
+char *hone_synthetic_text(uint64_t seed, size_t n_bytes);
+/* Byte-level token stream of a text (ids 0..255), for models with a 256-token vocabulary. */
+hone_status hone_tokens_from_bytes(hone_token_stream *s, const char *text, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,6 +41,9 @@ uint16_t hone_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
 /* Converts n elements of a floating dtype (F32, F16, BF16, F64) to f32; returns 0 for other dtypes. */
 int hone_convert_to_f32(float *dst, const void *src, hone_dtype src_type, size_t n);
 
+/* Sets the thread count of both OpenMP loops and the BLAS (n <= 0: the number of cores). Returns it. */
+int hone_threads_set(int n);
+
 #ifdef __cplusplus
 }
 #endif

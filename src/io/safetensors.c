@@ -40,8 +40,8 @@ static int json_is_nonneg_int(const json_t *v) { return json_is_integer(v) && js
 
 static hone_status parse_shape(const char *path, const char *name, const json_t *shape, hone_st_tensor *t) {
     if (!json_is_array(shape))
-        return hone_errorf(HONE_ERR_FORMAT, "%s: tensor '%s': \"shape\" is missing or not an array; %s", path,
-                           name, HINT_CORRUPT);
+        return hone_errorf(HONE_ERR_FORMAT, "%s: tensor '%s': \"shape\" is missing or not an array; %s", path, name,
+                           HINT_CORRUPT);
     size_t ndim = json_array_size(shape);
     if (ndim > HONE_ST_MAX_DIMS)
         return hone_errorf(HONE_ERR_UNSUPPORTED, "%s: tensor '%s': shape has %zu dimensions; at most %d are supported",
@@ -50,8 +50,9 @@ static hone_status parse_shape(const char *path, const char *name, const json_t 
     for (size_t i = 0; i < ndim; i++) {
         const json_t *d = json_array_get(shape, i);
         if (!json_is_nonneg_int(d))
-            return hone_errorf(HONE_ERR_FORMAT, "%s: tensor '%s': shape dimension %zu is not a non-negative integer; %s",
-                               path, name, i, HINT_CORRUPT);
+            return hone_errorf(HONE_ERR_FORMAT,
+                               "%s: tensor '%s': shape dimension %zu is not a non-negative integer; %s", path, name, i,
+                               HINT_CORRUPT);
         t->shape[i] = (int64_t)json_integer_value(d);
     }
     t->numel = shape_numel(t->ndim, t->shape);
@@ -85,8 +86,8 @@ static hone_status parse_entry(const char *path, const char *name, const json_t 
     HONE_TRY(parse_shape(path, name, json_object_get(entry, "shape"), t));
 
     const json_t *offsets = json_object_get(entry, "data_offsets");
-    if (!json_is_array(offsets) || json_array_size(offsets) != 2 ||
-        !json_is_nonneg_int(json_array_get(offsets, 0)) || !json_is_nonneg_int(json_array_get(offsets, 1)))
+    if (!json_is_array(offsets) || json_array_size(offsets) != 2 || !json_is_nonneg_int(json_array_get(offsets, 0)) ||
+        !json_is_nonneg_int(json_array_get(offsets, 1)))
         return hone_errorf(HONE_ERR_FORMAT,
                            "%s: tensor '%s': \"data_offsets\" is missing or not [begin, end] with non-negative "
                            "integers; %s",
@@ -94,8 +95,8 @@ static hone_status parse_entry(const char *path, const char *name, const json_t 
     *begin = (uint64_t)json_integer_value(json_array_get(offsets, 0));
     *end = (uint64_t)json_integer_value(json_array_get(offsets, 1));
     if (*begin > *end)
-        return hone_errorf(HONE_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] has begin after end; %s",
-                           path, name, (unsigned long long)*begin, (unsigned long long)*end, HINT_CORRUPT);
+        return hone_errorf(HONE_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] has begin after end; %s", path,
+                           name, (unsigned long long)*begin, (unsigned long long)*end, HINT_CORRUPT);
     if (*end > data_size)
         return hone_errorf(HONE_ERR_FORMAT,
                            "%s: tensor '%s': data_offsets [%llu, %llu] end past the data section (%llu bytes); "
@@ -189,8 +190,7 @@ static hone_status parse_tensors(hone_st_file *f, json_t *root, const uint8_t *d
             f->tensors[i].file_path = f->file.path;
             f->n_tensors++;
             spans[i].index = i;
-            st = parse_entry(f->file.path, key, value, data, data_size, &f->tensors[i], &spans[i].begin,
-                             &spans[i].end);
+            st = parse_entry(f->file.path, key, value, data, data_size, &f->tensors[i], &spans[i].begin, &spans[i].end);
         }
         if (st != HONE_OK) break;
     }
@@ -222,16 +222,15 @@ static hone_status parse_image(hone_st_file *f) {
                            "interrupted download or copy?)",
                            path, (unsigned long long)header_len, size - 8);
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)bytes + 8, (size_t)header_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                              &jerr);
+    json_t *root =
+        json_loadb((const char *)bytes + 8, (size_t)header_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root)
-        return hone_errorf(HONE_ERR_FORMAT, "%s: header is not valid JSON: %s (at header byte %d); %s", path,
-                           jerr.text, jerr.position, HINT_CORRUPT);
+        return hone_errorf(HONE_ERR_FORMAT, "%s: header is not valid JSON: %s (at header byte %d); %s", path, jerr.text,
+                           jerr.position, HINT_CORRUPT);
     hone_status st;
     if (!json_is_object(root))
         st = hone_errorf(HONE_ERR_FORMAT, "%s: header is JSON but not an object; %s", path, HINT_CORRUPT);
-    else
-        st = parse_tensors(f, root, bytes + 8 + header_len, size - 8 - header_len);
+    else st = parse_tensors(f, root, bytes + 8 + header_len, size - 8 - header_len);
     json_decref(root);
     return st;
 }
@@ -274,8 +273,8 @@ const hone_st_tensor *hone_st_find(const hone_st_file *f, const char *name) {
 hone_status hone_st_tensor_to_f32(const hone_st_tensor *t, float *out) {
     if (!hone_convert_to_f32(out, t->data, t->dtype, (size_t)t->numel))
         return hone_errorf(HONE_ERR_UNSUPPORTED,
-                           "%s: tensor '%s': dtype %s is not a floating type and cannot be converted to f32", t->file_path,
-                           t->name, hone_dtype_name(t->dtype));
+                           "%s: tensor '%s': dtype %s is not a floating type and cannot be converted to f32",
+                           t->file_path, t->name, hone_dtype_name(t->dtype));
     return HONE_OK;
 }
 
@@ -299,8 +298,8 @@ static hone_status build_name_index(hone_checkpoint *c) {
         const hone_st_tensor *a = c->by_name[i - 1], *b = c->by_name[i];
         if (strcmp(a->name, b->name) == 0)
             return hone_errorf(HONE_ERR_FORMAT,
-                               "%s: tensor '%s' is also in %s; a checkpoint's shards must not share tensors", b->file_path,
-                               b->name, a->file_path);
+                               "%s: tensor '%s' is also in %s; a checkpoint's shards must not share tensors",
+                               b->file_path, b->name, a->file_path);
     }
     return HONE_OK;
 }
@@ -360,8 +359,7 @@ static hone_status open_shards(hone_checkpoint *c, const char *dir, const char *
                                "%s: tensor '%s': the index maps it to %s but it is in %s; the index is stale",
                                index_path, name, want->file.path, t->file_path);
     }
-    /* Every mapped name was found and names are unique, so any surplus tensor is one the index omits. */
-    for (size_t i = 0; i < c->n_tensors && c->n_tensors > json_object_size(map); i++)
+    for (size_t i = 0; i < c->n_tensors; i++)
         if (!json_object_get(map, c->by_name[i]->name))
             return hone_errorf(HONE_ERR_FORMAT,
                                "%s: tensor '%s': present in shard %s but not listed in the index's weight_map; the "
@@ -374,8 +372,8 @@ static hone_status open_sharded(hone_checkpoint *c, const char *dir, const char 
     json_error_t jerr;
     json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return hone_errorf(HONE_ERR_FORMAT, "%s: not valid JSON: %s (line %d); fix or regenerate the index",
-                           index_path, jerr.text, jerr.line);
+        return hone_errorf(HONE_ERR_FORMAT, "%s: not valid JSON: %s (line %d); fix or regenerate the index", index_path,
+                           jerr.text, jerr.line);
     json_t *map = json_object_get(root, "weight_map");
     hone_status st;
     if (!json_is_object(map)) {
@@ -404,20 +402,18 @@ hone_status hone_checkpoint_open(hone_checkpoint *c, const char *dir) {
     char *single_path = hone_path_join(dir, "model.safetensors");
     char *bin_path = hone_path_join(dir, "pytorch_model.bin");
     hone_status st;
-    if (!index_path || !single_path || !bin_path)
-        st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    else if (hone_file_exists(index_path))
-        st = open_sharded(c, dir, index_path);
-    else if (hone_file_exists(single_path))
-        st = open_single(c, single_path);
+    if (!index_path || !single_path || !bin_path) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    else if (hone_file_exists(index_path)) st = open_sharded(c, dir, index_path);
+    else if (hone_file_exists(single_path)) st = open_single(c, single_path);
     else if (hone_file_exists(bin_path))
         st = hone_errorf(HONE_ERR_UNSUPPORTED,
                          "%s: has only pytorch_model.bin; hone reads safetensors: convert it with transformers "
                          "(model.save_pretrained(dir, safe_serialization=True))",
                          dir);
     else
-        st = hone_errorf(HONE_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json; is it a Hugging Face "
-                                      "model folder?",
+        st = hone_errorf(HONE_ERR_IO,
+                         "%s: no model.safetensors or model.safetensors.index.json; is it a Hugging Face "
+                         "model folder?",
                          dir);
     free(index_path);
     free(single_path);
@@ -452,8 +448,9 @@ static int entry_ptr_cmp(const void *pa, const void *pb) {
 /* Checks one entry and returns its byte size in *nbytes. */
 static hone_status check_entry(const char *path, const hone_st_entry *e, uint64_t *nbytes) {
     if (!e->name || !e->name[0] || strcmp(e->name, "__metadata__") == 0)
-        return hone_errorf(HONE_ERR_INVALID, "%s: tensor name '%s' is not allowed; names must be non-empty and not "
-                                             "\"__metadata__\"",
+        return hone_errorf(HONE_ERR_INVALID,
+                           "%s: tensor name '%s' is not allowed; names must be non-empty and not "
+                           "\"__metadata__\"",
                            path, e->name ? e->name : "(null)");
     if ((unsigned)e->dtype >= HONE_DTYPE_COUNT)
         return hone_errorf(HONE_ERR_INVALID, "%s: tensor '%s': invalid dtype %d", path, e->name, (int)e->dtype);
@@ -556,13 +553,15 @@ hone_status hone_st_write(const char *path, const hone_st_entry *entries, size_t
         if (st == HONE_OK && __builtin_add_overflow(total, nbytes[i], &total))
             st = hone_errorf(HONE_ERR_INVALID, "%s: tensors total more than 2^64 bytes", path);
     }
-    if (st == HONE_OK && total > INT64_MAX) st = hone_errorf(HONE_ERR_INVALID, "%s: tensors total more than 2^63 bytes", path);
+    if (st == HONE_OK && total > INT64_MAX)
+        st = hone_errorf(HONE_ERR_INVALID, "%s: tensors total more than 2^63 bytes", path);
     if (st == HONE_OK) st = check_unique_names(path, entries, n_entries);
     json_t *root = NULL;
     if (st == HONE_OK) st = build_header(path, entries, n_entries, nbytes, &root);
     if (st == HONE_OK) {
         char *header = json_dumps(root, JSON_COMPACT);
-        st = header ? write_file(path, header, entries, n_entries, nbytes) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+        st = header ? write_file(path, header, entries, n_entries, nbytes)
+                    : hone_errorf(HONE_ERR_NOMEM, "out of memory");
         free(header);
     }
     json_decref(root);

@@ -77,7 +77,8 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     size_t per_set = R16(N * C) * 3 + R16(N) * 4 + R16(N * QKV) + R16(ATT) + R16(N * Q) + R16(N * F) + R16(N * IM);
     size_t total = resid_bufs * R16(N * C) + sets * per_set + R16(N * C) + 2 * R16(N) + R16((size_t)chunk * V);
     if (training)
-        total += R16(N * C) * 3 + R16(N * QKV) + R16(N * Q) + R16(N * F) + R16(N * IM) + R16(op_norm_scratch_floats(C));
+        total += R16(N * C) * 3 + R16(N * QKV) + R16(N * Q) + R16(N * F) + R16(N * IM) + R16(op_norm_scratch_floats(C)) +
+                 R16(op_attention_scratch_floats(T));
     m->act_mem = hone_alloc(total * sizeof(float));
     m->resid = calloc(L + 1, sizeof(float *));
     m->acts = calloc(L, sizeof(hone_layer_acts));
@@ -126,6 +127,7 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
         m->d_fc = TAKE(N * F);
         m->d_act = TAKE(N * IM);
         m->norm_scratch = TAKE(op_norm_scratch_floats(C));
+        m->attn_scratch = TAKE(op_attention_scratch_floats(T));
     }
     HONE_ASSERT((size_t)(p - m->act_mem) <= total);
 #undef TAKE
@@ -279,7 +281,7 @@ hone_status hone_model_backward(hone_model *m) {
         /* attention: resmid = x + o(attn(rope(qkv(ln1(x))))) ; dres becomes d(x) */
         op_linear_backward(m->d_atty, g->o_w, g->o_b, dres, a->atty, w->o_w, N, Q, C, 0);
         op_attention_backward(m->d_qkv, m->d_atty, a->qkv, a->att, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
-                              model_attention_scale(c, l));
+                              model_attention_scale(c, l), m->attn_scratch);
         if (c->arch == HONE_ARCH_LLAMA)
             op_rope(m->d_qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin, NULL, 1);
         op_linear_backward(m->d_ln, g->qkv_w, g->qkv_b, m->d_qkv, a->ln1, w->qkv_w, N, C, QKV, 0);

@@ -81,7 +81,7 @@ struct hone_model {
     float **resid;            /* [L + 1] of [N, C]: input of each layer, then the output of the last */
     hone_layer_acts *acts;    /* [L] (one shared set when not training) */
     float *lnf, *lnf_mean, *lnf_rstd;
-    float *d_resid, *d_ln, *d_qkv, *d_atty, *d_fc, *d_act, *d_lnf, *norm_scratch;
+    float *d_resid, *d_ln, *d_qkv, *d_atty, *d_fc, *d_act, *d_lnf, *norm_scratch, *attn_scratch;
     float *logits_chunk;      /* [chunk_rows, V] */
     int chunk_rows;
     const int32_t *last_ids;  /* ids of the last forward (for the embedding backward) */

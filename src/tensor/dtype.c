@@ -11,14 +11,11 @@ static const struct {
     const char *name;
     size_t size;
 } dtype_info[HONE_DTYPE_COUNT] = {
-    [HONE_DTYPE_F32] = {"F32", 4},         [HONE_DTYPE_F16] = {"F16", 2},
-    [HONE_DTYPE_BF16] = {"BF16", 2},       [HONE_DTYPE_F64] = {"F64", 8},
-    [HONE_DTYPE_I64] = {"I64", 8},         [HONE_DTYPE_I32] = {"I32", 4},
-    [HONE_DTYPE_I16] = {"I16", 2},         [HONE_DTYPE_I8] = {"I8", 1},
-    [HONE_DTYPE_U8] = {"U8", 1},           [HONE_DTYPE_BOOL] = {"BOOL", 1},
-    [HONE_DTYPE_F8_E4M3] = {"F8_E4M3", 1}, [HONE_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
-    [HONE_DTYPE_U16] = {"U16", 2},         [HONE_DTYPE_U32] = {"U32", 4},
-    [HONE_DTYPE_U64] = {"U64", 8},
+    [HONE_DTYPE_F32] = {"F32", 4},   [HONE_DTYPE_F16] = {"F16", 2},         [HONE_DTYPE_BF16] = {"BF16", 2},
+    [HONE_DTYPE_F64] = {"F64", 8},   [HONE_DTYPE_I64] = {"I64", 8},         [HONE_DTYPE_I32] = {"I32", 4},
+    [HONE_DTYPE_I16] = {"I16", 2},   [HONE_DTYPE_I8] = {"I8", 1},           [HONE_DTYPE_U8] = {"U8", 1},
+    [HONE_DTYPE_BOOL] = {"BOOL", 1}, [HONE_DTYPE_F8_E4M3] = {"F8_E4M3", 1}, [HONE_DTYPE_F8_E5M2] = {"F8_E5M2", 1},
+    [HONE_DTYPE_U16] = {"U16", 2},   [HONE_DTYPE_U32] = {"U32", 4},         [HONE_DTYPE_U64] = {"U64", 8},
 };
 
 size_t hone_dtype_size(hone_dtype t) { return (unsigned)t < HONE_DTYPE_COUNT ? dtype_info[t].size : 0; }

@@ -44,9 +44,10 @@ void op_rope_tables(float *cos_t, float *sin_t, int max_pos, int HD, float theta
  * out[B*T, NH*HD]; att[B, NH, T, T] saves the probabilities (upper triangle unused). */
 void op_attention_forward(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV, int HD,
                           float scale);
-/* dqkv[B*T, (NH+2NKV)*HD] = gradient of qkv (overwritten). */
+/* dqkv[B*T, (NH+2NKV)*HD] = gradient of qkv (overwritten). scratch: op_attention_scratch_floats(T) floats */
 void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                           int NH, int NKV, int HD, float scale);
+                           int NH, int NKV, int HD, float scale, float *scratch);
+size_t op_attention_scratch_floats(int T);
 /* n new query rows q[n, NH*HD] at positions pos0..pos0+n-1 against cached keys/values
  * k_cache, v_cache [NKV, max_len, HD] holding positions 0..pos0+n-1. out[n, NH*HD]; scratch[n_threads * len] */
 void op_attention_cached(float *out, const float *q, int q_stride, const float *k_cache, const float *v_cache,

@@ -76,11 +76,12 @@ static void adamw_step(hone_optimizer *opt, float *params, const float *grads, c
 #pragma omp parallel
     for (size_t s = 0; s < n_segs; s++) {
         const size_t begin = segs[s].offset, end = segs[s].offset + segs[s].size;
-        const int decay = segs[s].decay && c->weight_decay != 0.0f;
+        /* torch multiplies the no-decay groups by 1 - lr*0 too; a factor of exactly 1 keeps the loop free of
+         * branches. */
+        const float factor = segs[s].decay ? decay_factor : 1.0f;
 #pragma omp for schedule(static)
         for (size_t i = begin; i < end; i++) {
-            float p = params[i], g = grads[i];
-            if (decay) p *= decay_factor;
+            float p = params[i] * factor, g = grads[i];
             float mi = fmaf(one_minus_beta1, g, m[i] * beta1);
             float vi = fmaf(one_minus_beta2 * g, g, v[i] * beta2);
             float denom = sqrtf(vi) / bias_correction2_sqrt + eps;
@@ -108,7 +109,7 @@ static void sgd_step(hone_optimizer *opt, float *params, const float *grads, con
             if (decay) d = fmaf(wd, params[i], d);
             if (buf) {
                 if (!first) {
-                    float kept = buf[i] * momentum;
+                    float kept = buf[i] * momentum; /* rounded before the add, as buf.mul_(momentum) */
                     d = kept + d;
                 }
                 buf[i] = d;

@@ -47,7 +47,7 @@ static void test_f16_known_patterns(void **state) {
     assert_true(hone_f16_to_f32(0xc000) == -2.0f);
     assert_true(hone_f16_to_f32(0x7bff) == 65504.0f);
     assert_true(hone_f16_to_f32(0x3555) == 0x1.554p-2f);
-    assert_true(hone_f16_to_f32(0x0001) == 0x1p-24f); /* smallest subnormal */
+    assert_true(hone_f16_to_f32(0x0001) == 0x1p-24f);   /* smallest subnormal */
     assert_true(hone_f16_to_f32(0x03ff) == 0x3ffp-24f); /* largest subnormal */
     assert_true(hone_f16_to_f32(0x0400) == 0x1p-14f);   /* smallest normal */
     assert_true(hone_f16_to_f32(0x8001) == -0x1p-24f);
@@ -68,14 +68,14 @@ static void test_f32_to_f16_rounding(void **state) {
     assert_int_equal(hone_f32_to_f16(65520.0f), 0x7c00); /* tie above the largest finite: to even = inf */
     assert_int_equal(hone_f32_to_f16(1e10f), 0x7c00);
     assert_int_equal(hone_f32_to_f16(-INFINITY), 0xfc00);
-    assert_int_equal(hone_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);       /* tie, to even (down) */
-    assert_int_equal(hone_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);   /* tie, to even (up) */
+    assert_int_equal(hone_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);     /* tie, to even (down) */
+    assert_int_equal(hone_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02); /* tie, to even (up) */
     assert_int_equal(hone_f32_to_f16(1.0f + 0x1p-11f + 0x1p-20f), 0x3c01);
     assert_int_equal(hone_f32_to_f16(0x1p-24f), 0x0001);
-    assert_int_equal(hone_f32_to_f16(0x1p-25f), 0x0000);             /* tie between 0 and 2^-24: to 0 */
+    assert_int_equal(hone_f32_to_f16(0x1p-25f), 0x0000); /* tie between 0 and 2^-24: to 0 */
     assert_int_equal(hone_f32_to_f16(0x1.8p-25f), 0x0001);
-    assert_int_equal(hone_f32_to_f16(0x1.8p-24f), 0x0002);           /* tie between 1 and 2 units: to 2 */
-    assert_int_equal(hone_f32_to_f16(0x3ff.8p-24f), 0x0400);         /* rounds up into the normals */
+    assert_int_equal(hone_f32_to_f16(0x1.8p-24f), 0x0002);   /* tie between 1 and 2 units: to 2 */
+    assert_int_equal(hone_f32_to_f16(0x3ff.8p-24f), 0x0400); /* rounds up into the normals */
     assert_int_equal(hone_f32_to_f16(1e-30f), 0x0000);
     assert_int_equal(hone_f32_to_f16(-1e-30f), 0x8000);
     assert_int_equal(hone_f32_to_f16(FLT_TRUE_MIN), 0x0000);

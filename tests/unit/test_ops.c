@@ -150,10 +150,11 @@ static void check_attention(int NH, int NKV) {
     const int B = 2, T = 4, HD = 3, S = (NH + 2 * NKV) * HD, n_out = B * T * NH * HD;
     attn_ctx c = {randn((size_t)B * T * S, 1), zeros((size_t)B * NH * T * T), B, T, NH, NKV, HD};
     float *R = randn(n_out, 1), *out = zeros(n_out), *dqkv = zeros((size_t)B * T * S);
+    float *scratch = zeros(op_attention_scratch_floats(T));
     op_attention_forward(out, c.att, c.qkv, B, T, NH, NKV, HD, 0.5f);
-    op_attention_backward(dqkv, R, c.qkv, c.att, B, T, NH, NKV, HD, 0.5f);
+    op_attention_backward(dqkv, R, c.qkv, c.att, B, T, NH, NKV, HD, 0.5f, scratch);
     check_fd(attn_fwd, &c, c.qkv, dqkv, (size_t)B * T * S, R, n_out, NKV < NH ? "attention (GQA)" : "attention");
-    free(c.qkv), free(c.att), free(R), free(out), free(dqkv);
+    free(c.qkv), free(c.att), free(R), free(out), free(dqkv), free(scratch);
 }
 static void test_attention_backward(void **state) {
     (void)state;

@@ -121,8 +121,9 @@ static void test_written_layout(void **state) {
     memcpy(&n, bytes, 8);
     assert_int_equal(n % 8, 0);
     assert_int_equal(size, 8 + n + 14);
-    const char *want = "{\"__metadata__\":{\"format\":\"pt\"},\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
-                       "\"v\":{\"dtype\":\"BF16\",\"shape\":[1,1],\"data_offsets\":[12,14]}}";
+    const char *want =
+        "{\"__metadata__\":{\"format\":\"pt\"},\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+        "\"v\":{\"dtype\":\"BF16\",\"shape\":[1,1],\"data_offsets\":[12,14]}}";
     size_t wlen = strlen(want);
     assert_true(n >= wlen && n < wlen + 8);
     assert_memory_equal(bytes + 8, want, wlen);
@@ -210,10 +211,10 @@ static const malformed_case malformed_cases[] = {
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": 4, \"data_offsets\": [0, 4]}}", 4, "not an array", "'w'"},
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 4]}}", 4, "shape dimension 0", "'w'"},
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1, 2.5], \"data_offsets\": [0, 4]}}", 4, "shape dimension 1", "'w'"},
-    {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,1], \"data_offsets\": [0, 4]}}", 4,
-     "9 dimensions", "'w'"},
-    {"{\"w\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4], \"data_offsets\": [0, 4]}}", 4,
-     "overflow", "'w'"},
+    {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,1], \"data_offsets\": [0, 4]}}", 4, "9 dimensions",
+     "'w'"},
+    {"{\"w\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4], \"data_offsets\": [0, 4]}}", 4, "overflow",
+     "'w'"},
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1]}}", 4, "\"data_offsets\" is missing", "'w'"},
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0]}}", 4, "[begin, end]", "'w'"},
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [-4, 0]}}", 4, "[begin, end]", "'w'"},
@@ -221,8 +222,8 @@ static const malformed_case malformed_cases[] = {
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4, 8]}}", 8, "[begin, end]", "'w'"},
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 0]}}", 4, "begin after end", "'w'"},
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", 6, "past the data section", "'w'"},
-    {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 18446744073709551615]}}", 4,
-     "not valid JSON", NULL}, /* beyond int64: jansson refuses the number */
+    {"{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 18446744073709551615]}}", 4, "not valid JSON",
+     NULL}, /* beyond int64: jansson refuses the number */
     {"{\"w\": {\"dtype\": \"F16\", \"shape\": [3], \"data_offsets\": [0, 4]}}", 4, "does not match", "'w'"},
     {"{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 8]}}", 16, "does not match", "'w'"},
     {"{\"u\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
@@ -465,7 +466,8 @@ static void test_checkpoint_index_disagreements(void **state) {
     TEST_FAILS_WITH(hone_checkpoint_open(&c, dir), "tensor 'a' is also in");
 
     /* A shard that fails validation is named along with the index that lists it. */
-    free(write_raw(dir, "s2.safetensors", "{\"c\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", 4));
+    free(
+        write_raw(dir, "s2.safetensors", "{\"c\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", 4));
     TEST_FAILS_WITH(hone_checkpoint_open(&c, dir), "lists shard 's2.safetensors'");
     assert_non_null(strstr(hone_error(), "s2.safetensors: tensor 'c'"));
     test_tmpdir_remove(dir);

@@ -1,0 +1,56 @@
+/* Shared pieces of the command-line front end. Each cmd_*.c parses its settings, calls the library and prints;
+ * no logic lives here that the library lacks. */
+#ifndef HONE_CLI_H
+#define HONE_CLI_H
+
+#include "hone/hone.h"
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+int cmd_pretrain(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* Parses argv against specs; handles --help. Returns 0 on success, else the exit code to return (0 for help). */
+int cli_parse(hone_settings **s, const char *command, const char *usage, const hone_key_spec *specs, size_t n,
+              int argc, char **argv, int *exit_code);
+/* Prints "hone COMMAND: error: <message>" and returns 1. */
+int cli_fail(const char *command);
+/* Applies --threads. */
+void cli_threads(const hone_settings *s);
+/* Resolves `model` / `base_model` (axolotl's name); error when neither or both are set. */
+const char *cli_model_path(const hone_settings *s, const char *command);
+/* Fills a training configuration from the common training keys (CLI_TRAIN_KEYS). */
+int cli_train_config(const hone_settings *s, hone_train_config *tc, const char *command);
+
+#define CLI_THREADS_KEY {"threads", HONE_KEY_INT, "0", "CPU threads for OpenMP and BLAS (0 = all cores)"}
+
+#define CLI_TRAIN_KEYS                                                                                          \
+    {"sequence_len", HONE_KEY_INT, "512", "tokens per block"},                                                 \
+    {"micro_batch_size", HONE_KEY_INT, "1", "blocks per forward/backward pass"},                               \
+    {"gradient_accumulation_steps", HONE_KEY_INT, "1", "micro-batches per optimizer step"},                    \
+    {"num_epochs", HONE_KEY_INT, "1", "passes over the data (ignored when max_steps > 0)"},                    \
+    {"max_steps", HONE_KEY_INT, "0", "optimizer steps (0 = from num_epochs)"},                                 \
+    {"learning_rate", HONE_KEY_FLOAT, "5e-5", "peak learning rate"},                                           \
+    {"lr_scheduler", HONE_KEY_STRING, "linear", "constant | linear | cosine"},                                 \
+    {"warmup_steps", HONE_KEY_INT, "0", "linear warm-up steps"},                                               \
+    {"warmup_ratio", HONE_KEY_FLOAT, "0", "warm-up as a fraction of the steps (when warmup_steps is 0)"},      \
+    {"optimizer", HONE_KEY_STRING, "adamw", "adamw | sgd"},                                                    \
+    {"weight_decay", HONE_KEY_FLOAT, "0", "decoupled weight decay (AdamW) / L2 (SGD), on tensors of >= 2 dims"}, \
+    {"adam_beta1", HONE_KEY_FLOAT, "0.9", "AdamW beta1"},                                                      \
+    {"adam_beta2", HONE_KEY_FLOAT, "0.999", "AdamW beta2"},                                                    \
+    {"adam_epsilon", HONE_KEY_FLOAT, "1e-8", "AdamW epsilon"},                                                 \
+    {"momentum", HONE_KEY_FLOAT, "0", "SGD momentum"},                                                         \
+    {"max_grad_norm", HONE_KEY_FLOAT, "1.0", "global gradient-norm clipping (0 = off)"},                       \
+    {"seed", HONE_KEY_INT, "42", "random seed (data order, initialisation)"},                                  \
+    {"shuffle", HONE_KEY_BOOL, "true", "shuffle blocks each epoch (false = file order)"},                      \
+    {"save_steps", HONE_KEY_INT, "0", "save a checkpoint every N steps (0 = only at the end)"},                \
+    {"logging_steps", HONE_KEY_INT, "10", "print progress every N steps"}
+
+#endif

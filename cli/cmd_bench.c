@@ -1,0 +1,66 @@
+/* hone bench train — time full training steps of a built-in model shape. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const hone_key_spec keys[] = {
+    {"arch", HONE_KEY_STRING, NULL, "gpt2 | llama (checked against the preset)"},
+    {"preset", HONE_KEY_STRING, "gpt2-124m", "model shape (gpt2-124m, smollm-135m, ...)"},
+    {"micro_batch_size", HONE_KEY_INT, "4", "sequences per step"},
+    {"sequence_len", HONE_KEY_INT, "64", "tokens per sequence"},
+    {"steps", HONE_KEY_INT, "10", "timed steps"},
+    {"warmup", HONE_KEY_INT, "2", "untimed steps first"},
+    {"json", HONE_KEY_BOOL, "false", "print one JSON object on stdout"},
+    CLI_THREADS_KEY,
+};
+
+int cmd_bench(int argc, char **argv) {
+    if (argc < 1 || strcmp(argv[0], "train") != 0) {
+        if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+            printf("usage: hone bench train --preset NAME [--micro-batch-size B] [--sequence-len T] [--steps N]\n");
+            return 0;
+        }
+        fprintf(stderr, "hone bench: error: expected a benchmark name: `hone bench train ...`\n");
+        return 2;
+    }
+    hone_settings *s;
+    int code;
+    if (cli_parse(&s, "bench train", "--preset NAME [--micro-batch-size B] [--sequence-len T] [--steps N] [--json]",
+                  keys, sizeof keys / sizeof keys[0], argc - 1, argv + 1, &code))
+        return code;
+    int rc = 1;
+    hone_model_config c;
+    if (hone_model_config_preset(&c, hone_settings_str(s, "preset")) != HONE_OK) {
+        cli_fail("bench");
+        goto done;
+    }
+    const char *arch = hone_settings_str(s, "arch");
+    if (arch && strcmp(arch, c.arch == HONE_ARCH_GPT2 ? "gpt2" : "llama") != 0) {
+        fprintf(stderr, "hone bench: error: preset %s is not a %s model\n", hone_settings_str(s, "preset"), arch);
+        goto done;
+    }
+    int threads = hone_threads_set((int)hone_settings_int(s, "threads"));
+    const int B = (int)hone_settings_int(s, "micro_batch_size"), T = (int)hone_settings_int(s, "sequence_len");
+    hone_bench_result r;
+    if (hone_bench_train(&c, B, T, (int)hone_settings_int(s, "steps"), (int)hone_settings_int(s, "warmup"), &r) !=
+        HONE_OK) {
+        cli_fail("bench");
+        goto done;
+    }
+    if (hone_settings_bool(s, "json"))
+        printf("{\"impl\": \"hone\", \"preset\": \"%s\", \"micro_batch_size\": %d, \"sequence_len\": %d, "
+               "\"threads\": %d, \"params\": %zu, \"ms_per_step\": %.3f, \"tokens_per_second\": %.2f, "
+               "\"gflops\": %.2f, \"peak_gflops\": %.2f, \"mfu\": %.4f}\n",
+               hone_settings_str(s, "preset"), B, T, threads, r.n_params, r.ms_per_step, r.tokens_per_second, r.gflops,
+               r.peak_gflops, r.mfu);
+    else
+        printf("%s (%zu parameters), B=%d T=%d, %d threads: %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s of a %.1f "
+               "GFLOP/s sgemm peak (MFU %.0f%%)\n",
+               hone_settings_str(s, "preset"), r.n_params, B, T, threads, r.ms_per_step, r.tokens_per_second, r.gflops,
+               r.peak_gflops, 100 * r.mfu);
+    rc = 0;
+done:
+    hone_settings_free(s);
+    return rc;
+}

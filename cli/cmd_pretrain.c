@@ -1,0 +1,63 @@
+/* hone pretrain — continued pre-training on a token file. */
+#include <stdio.h>
+
+#include "cli.h"
+
+static const hone_key_spec keys[] = {
+    {"model", HONE_KEY_STRING, NULL, "Hugging Face model folder to start from"},
+    {"base_model", HONE_KEY_STRING, NULL, "same as --model (axolotl's name)"},
+    {"data", HONE_KEY_STRING, NULL, "token file: llm.c shard (.bin) or JSONL rows with \"input_ids\""},
+    {"output_dir", HONE_KEY_STRING, NULL, "where metrics.jsonl, checkpoints and the final model go"},
+    CLI_TRAIN_KEYS,
+    CLI_THREADS_KEY,
+};
+
+static int print_progress(const hone_step_info *s, void *user) {
+    const hone_train_config *tc = user;
+    if (s->step == 1 || s->step == s->total_steps || (tc->logging_steps > 0 && s->step % tc->logging_steps == 0))
+        fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s%s\n", (long long)s->step,
+                (long long)s->total_steps, s->loss, (double)s->learning_rate, (double)s->grad_norm,
+                s->tokens_per_second, s->skipped ? "  (skipped)" : "");
+    return 0;
+}
+
+int cmd_pretrain(int argc, char **argv) {
+    hone_settings *s;
+    int code;
+    if (cli_parse(&s, "pretrain", "--model DIR --data FILE --output-dir OUT [options]", keys,
+                  sizeof keys / sizeof keys[0], argc, argv, &code))
+        return code;
+    int rc = 1;
+    hone_model *m = NULL;
+    hone_token_stream data = {0};
+    hone_train_config tc;
+    const char *model_dir = cli_model_path(s, "pretrain");
+    if (!model_dir || !cli_train_config(s, &tc, "pretrain")) goto done;
+    if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output_dir") != HONE_OK) {
+        cli_fail("pretrain");
+        goto done;
+    }
+    cli_threads(s);
+    tc.output_dir = hone_settings_str(s, "output_dir");
+    if (hone_model_load(&m, model_dir) != HONE_OK ||
+        hone_tokens_load(&data, hone_settings_str(s, "data"), hone_model_get_config(m)->vocab_size) != HONE_OK) {
+        cli_fail("pretrain");
+        goto done;
+    }
+    fprintf(stderr, "model %s: %s, %zu parameters; data: %zu tokens in %zu documents\n", model_dir,
+            hone_model_get_config(m)->model_type, hone_model_num_params(m), data.n_tokens, data.n_documents);
+    hone_train_summary sum;
+    if (hone_pretrain(m, &data, &tc, print_progress, &tc, &sum) != HONE_OK) {
+        cli_fail("pretrain");
+        goto done;
+    }
+    fprintf(stderr, "done: %lld steps (%lld skipped) in %.1f s, loss %.4f -> %.4f; model saved to %s\n",
+            (long long)sum.steps, (long long)sum.skipped_steps, sum.seconds, sum.first_loss, sum.last_loss,
+            tc.output_dir);
+    rc = 0;
+done:
+    hone_tokens_free(&data);
+    hone_model_free(m);
+    hone_settings_free(s);
+    return rc;
+}

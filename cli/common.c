@@ -1,0 +1,69 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_parse(hone_settings **s, const char *command, const char *usage, const hone_key_spec *specs, size_t n,
+              int argc, char **argv, int *exit_code) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: hone %s %s\n\noptions (flags, or keys of the --config YAML file):\n", command, usage);
+            hone_settings_print_help(specs, n, stdout);
+            *exit_code = 0;
+            return 1;
+        }
+    if (hone_settings_parse(s, specs, n, argc, argv) != HONE_OK) {
+        fprintf(stderr, "hone %s: error: %s\n(see hone %s --help)\n", command, hone_error(), command);
+        *exit_code = 2;
+        return 1;
+    }
+    return 0;
+}
+
+int cli_fail(const char *command) {
+    fprintf(stderr, "hone %s: error: %s\n", command, hone_error());
+    return 1;
+}
+
+void cli_threads(const hone_settings *s) { hone_threads_set((int)hone_settings_int(s, "threads")); }
+
+const char *cli_model_path(const hone_settings *s, const char *command) {
+    int a = hone_settings_is_set(s, "model"), b = hone_settings_is_set(s, "base_model");
+    if (a && b) {
+        fprintf(stderr, "hone %s: error: give --model or --base-model, not both\n", command);
+        return NULL;
+    }
+    if (!a && !b) {
+        fprintf(stderr, "hone %s: error: missing required option --model (a Hugging Face model folder)\n", command);
+        return NULL;
+    }
+    return hone_settings_str(s, a ? "model" : "base_model");
+}
+
+int cli_train_config(const hone_settings *s, hone_train_config *tc, const char *command) {
+    hone_train_config_defaults(tc);
+    tc->sequence_len = (int)hone_settings_int(s, "sequence_len");
+    tc->micro_batch_size = (int)hone_settings_int(s, "micro_batch_size");
+    tc->gradient_accumulation_steps = (int)hone_settings_int(s, "gradient_accumulation_steps");
+    tc->num_epochs = (int)hone_settings_int(s, "num_epochs");
+    tc->max_steps = hone_settings_int(s, "max_steps");
+    tc->learning_rate = (float)hone_settings_float(s, "learning_rate");
+    tc->warmup_steps = hone_settings_int(s, "warmup_steps");
+    tc->warmup_ratio = (float)hone_settings_float(s, "warmup_ratio");
+    tc->optim.weight_decay = (float)hone_settings_float(s, "weight_decay");
+    tc->optim.beta1 = (float)hone_settings_float(s, "adam_beta1");
+    tc->optim.beta2 = (float)hone_settings_float(s, "adam_beta2");
+    tc->optim.eps = (float)hone_settings_float(s, "adam_epsilon");
+    tc->optim.momentum = (float)hone_settings_float(s, "momentum");
+    tc->max_grad_norm = (float)hone_settings_float(s, "max_grad_norm");
+    tc->seed = (uint64_t)hone_settings_int(s, "seed");
+    tc->shuffle = hone_settings_bool(s, "shuffle");
+    tc->save_steps = hone_settings_int(s, "save_steps");
+    tc->logging_steps = hone_settings_int(s, "logging_steps");
+    if (hone_sched_kind_parse(hone_settings_str(s, "lr_scheduler"), &tc->lr_scheduler) != HONE_OK ||
+        hone_optimizer_kind_parse(hone_settings_str(s, "optimizer"), &tc->optim.kind) != HONE_OK) {
+        cli_fail(command);
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,78 @@
+/* The training-step benchmark and the on-the-spot sgemm peak it is compared against. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hone/train.h"
+
+double hone_sgemm_peak_gflops(double seconds) {
+    const int n = 1024;
+    float *a = hone_alloc(sizeof(float) * n * n), *b = hone_alloc(sizeof(float) * n * n);
+    float *c = hone_alloc(sizeof(float) * n * n);
+    if (!a || !b || !c) {
+        hone_free(a), hone_free(b), hone_free(c);
+        return 0;
+    }
+    for (int i = 0; i < n * n; i++) a[i] = b[i] = 1.0f / (float)(1 + i % 7);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n); /* warm up */
+    double best = 0, start = hone_now_seconds();
+    do {
+        double t0 = hone_now_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        double g = 2.0 * n * n * (double)n / (hone_now_seconds() - t0) / 1e9;
+        best = g > best ? g : best;
+    } while (hone_now_seconds() - start < seconds);
+    hone_free(a), hone_free(b), hone_free(c);
+    return best;
+}
+
+hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps, int warmup,
+                             hone_bench_result *out) {
+    memset(out, 0, sizeof *out);
+    if (B < 1 || T < 2 || steps < 1 || warmup < 0)
+        return hone_errorf(HONE_ERR_INVALID, "bench needs micro_batch_size >= 1, sequence_len >= 2, steps >= 1");
+    hone_model *m;
+    HONE_TRY(hone_model_create(&m, c, 1337));
+    hone_status st = hone_model_prepare(m, B, T, 1);
+    size_t n_segs;
+    const hone_param_segment *segs = hone_model_segments(m, &n_segs);
+    const size_t n_buf = segs[n_segs - 1].offset + segs[n_segs - 1].size;
+    hone_optimizer opt;
+    memset(&opt, 0, sizeof opt);
+    hone_optim_config oc = {.kind = HONE_OPT_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+    if (st == HONE_OK) st = hone_optim_init(&opt, &oc, n_buf);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * T), *targets = malloc(sizeof(int32_t) * (size_t)B * T);
+    if (st == HONE_OK && (!ids || !targets)) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    hone_rng rng = hone_rng_new(7, 0x62656e63 /* "benc" */);
+    double timed = 0;
+    for (int s = 0; s < warmup + steps && st == HONE_OK; s++) {
+        for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(hone_rng_u64(&rng) % (uint64_t)c->vocab_size);
+        for (int i = 0; i < B * T; i++) targets[i] = (i + 1) % T ? ids[i + 1] : -100;
+        double t0 = hone_now_seconds();
+        hone_loss loss;
+        hone_model_zero_grad(m);
+        st = hone_model_forward(m, ids, B, T);
+        if (st == HONE_OK) st = hone_head_cross_entropy(m, targets, 1.0f / (float)(B * (T - 1)), 1, &loss);
+        if (st == HONE_OK) st = hone_model_backward(m);
+        if (st != HONE_OK) break;
+        hone_grad_clip(hone_model_grads(m), n_buf, 1.0f);
+        hone_optim_step(&opt, hone_model_params(m), hone_model_grads(m), segs, n_segs, 1e-4f);
+        double dt = hone_now_seconds() - t0;
+        if (s >= warmup) timed += dt;
+        if (s == 0) out->first_loss = loss.sum_nll / (double)loss.count;
+        out->last_loss = loss.sum_nll / (double)loss.count;
+    }
+    if (st == HONE_OK) {
+        out->n_params = hone_model_num_params(m);
+        out->ms_per_step = 1000.0 * timed / steps;
+        out->tokens_per_second = (double)B * T * steps / timed;
+        out->gflops = hone_model_flops_per_token(c, T) * out->tokens_per_second / 1e9;
+        out->peak_gflops = hone_sgemm_peak_gflops(1.0);
+        out->mfu = out->peak_gflops > 0 ? out->gflops / out->peak_gflops : 0;
+    }
+    free(ids);
+    free(targets);
+    hone_optim_free(&opt);
+    hone_model_free(m);
+    return st;
+}

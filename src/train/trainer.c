@@ -1,0 +1,201 @@
+/* The training loop over blocks of a token stream. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hone/train.h"
+
+#define DATA_ORDER_STREAM 0x64617461u /* "data" */
+
+void hone_train_config_defaults(hone_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->sequence_len = 512;
+    c->micro_batch_size = 1;
+    c->gradient_accumulation_steps = 1;
+    c->num_epochs = 1;
+    c->learning_rate = 5e-5f;
+    c->lr_scheduler = HONE_SCHED_LINEAR;
+    c->optim = (hone_optim_config){.kind = HONE_OPT_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    c->max_grad_norm = 1.0f;
+    c->seed = 42;
+    c->shuffle = 1;
+    c->logging_steps = 10;
+    c->max_bad_steps = 5;
+}
+
+/* Block order of one epoch: file order, or a permutation drawn from the seed and the epoch number. */
+static void epoch_order(int64_t *order, int64_t n, int shuffle, uint64_t seed, int epoch) {
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    if (!shuffle) return;
+    hone_rng rng = hone_rng_new(seed, DATA_ORDER_STREAM + (uint64_t)epoch);
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(hone_rng_u64(&rng) % (uint64_t)(i + 1));
+        int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* Inputs are the block's tokens; the target of position t is token t + 1, the last position predicts nothing. */
+static void fill_block(int32_t *ids, int32_t *targets, const int32_t *block, int T) {
+    memcpy(ids, block, sizeof(int32_t) * T);
+    memcpy(targets, block + 1, sizeof(int32_t) * (T - 1));
+    targets[T - 1] = -100;
+}
+
+static hone_status validate(const hone_train_config *c) {
+    if (c->sequence_len < 2) return hone_errorf(HONE_ERR_INVALID, "sequence_len must be at least 2");
+    if (c->micro_batch_size < 1) return hone_errorf(HONE_ERR_INVALID, "micro_batch_size must be at least 1");
+    if (c->gradient_accumulation_steps < 1)
+        return hone_errorf(HONE_ERR_INVALID, "gradient_accumulation_steps must be at least 1");
+    if (c->max_steps <= 0 && c->num_epochs < 1)
+        return hone_errorf(HONE_ERR_INVALID, "num_epochs must be at least 1 (or set max_steps)");
+    if (!(c->learning_rate >= 0) || !(c->max_grad_norm >= 0))
+        return hone_errorf(HONE_ERR_INVALID, "learning_rate and max_grad_norm must be non-negative");
+    if (c->save_steps < 0 || c->logging_steps < 0)
+        return hone_errorf(HONE_ERR_INVALID, "save_steps and logging_steps must be non-negative");
+    return HONE_OK;
+}
+
+static hone_status write_metrics(FILE *f, const hone_step_info *s) {
+    if (!f) return HONE_OK;
+    fprintf(f,
+            "{\"step\": %lld, \"epoch\": %d, \"loss\": %.9g, \"learning_rate\": %.9g, \"grad_norm\": %.9g, "
+            "\"tokens\": %lld, \"tokens_per_second\": %.6g, \"elapsed_seconds\": %.6g, \"skipped\": %s}\n",
+            (long long)s->step, s->epoch, s->loss, (double)s->learning_rate, (double)s->grad_norm,
+            (long long)s->tokens, s->tokens_per_second, s->elapsed_seconds, s->skipped ? "true" : "false");
+    if (fflush(f) != 0) return hone_errorf(HONE_ERR_IO, "cannot write metrics.jsonl");
+    return HONE_OK;
+}
+
+static hone_status save_checkpoint(const hone_model *m, const char *out_dir, int64_t step) {
+    char name[64];
+    snprintf(name, sizeof name, "checkpoint-%lld", (long long)step);
+    char *dir = hone_path_join(out_dir, name);
+    hone_status st = hone_model_save(m, dir);
+    free(dir);
+    return st;
+}
+
+typedef struct {
+    int64_t *order;
+    int32_t *ids, *targets;
+    FILE *metrics;
+    hone_optimizer opt;
+} train_state;
+
+static void state_free(train_state *s) {
+    free(s->order);
+    free(s->ids);
+    free(s->targets);
+    if (s->metrics) fclose(s->metrics);
+    hone_optim_free(&s->opt);
+}
+
+static hone_status run(hone_model *m, const hone_token_stream *data, const hone_train_config *c,
+                       hone_step_callback cb, void *user, hone_train_summary *sum, train_state *s) {
+    const int T = c->sequence_len, B = c->micro_batch_size, GA = c->gradient_accumulation_steps;
+    const int64_t n_blocks = (int64_t)(data->n_tokens / (size_t)T), per_step = (int64_t)B * GA;
+    sum->blocks = n_blocks;
+    sum->dropped_tokens = (int64_t)(data->n_tokens % (size_t)T);
+    if (n_blocks < per_step)
+        return hone_errorf(HONE_ERR_INVALID,
+                           "the data holds %lld tokens = %lld blocks of sequence_len %d, but one optimizer step needs "
+                           "micro_batch_size × gradient_accumulation_steps = %lld blocks; use more data or smaller "
+                           "settings",
+                           (long long)data->n_tokens, (long long)n_blocks, T, (long long)per_step);
+    const int64_t steps_per_epoch = n_blocks / per_step;
+    const int64_t total = c->max_steps > 0 ? c->max_steps : (int64_t)c->num_epochs * steps_per_epoch;
+    if (sum->dropped_tokens || n_blocks % per_step)
+        hone_info("data: %lld tokens -> %lld blocks of %d; %lld tail tokens and %lld blocks per epoch left over",
+                  (long long)data->n_tokens, (long long)n_blocks, T, (long long)sum->dropped_tokens,
+                  (long long)(n_blocks % per_step));
+
+    HONE_TRY(hone_model_prepare(m, B, T, 1));
+    size_t n_segs;
+    const hone_param_segment *segs = hone_model_segments(m, &n_segs);
+    const size_t n_buf = segs[n_segs - 1].offset + segs[n_segs - 1].size;
+    HONE_TRY(hone_optim_init(&s->opt, &c->optim, n_buf));
+    hone_scheduler sched;
+    HONE_TRY(hone_sched_init(&sched, c->lr_scheduler, c->learning_rate, c->warmup_steps, c->warmup_ratio, total));
+    s->order = malloc(sizeof(int64_t) * (size_t)n_blocks);
+    s->ids = malloc(sizeof(int32_t) * (size_t)B * T);
+    s->targets = malloc(sizeof(int32_t) * (size_t)B * T);
+    if (!s->order || !s->ids || !s->targets) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (c->output_dir) {
+        HONE_TRY(hone_dir_create(c->output_dir));
+        char *path = hone_path_join(c->output_dir, "metrics.jsonl");
+        s->metrics = fopen(path, "w");
+        hone_status st = s->metrics ? HONE_OK : hone_errorf(HONE_ERR_IO, "%s: cannot create", path);
+        free(path);
+        HONE_TRY(st);
+    }
+
+    float *params = hone_model_params(m), *grads = hone_model_grads(m);
+    const double t_start = hone_now_seconds();
+    int epoch = -1, bad_in_a_row = 0;
+    for (int64_t step = 0; step < total; step++) {
+        const double t0 = hone_now_seconds();
+        int e = (int)(step / steps_per_epoch);
+        if (e != epoch) {
+            epoch = e;
+            epoch_order(s->order, n_blocks, c->shuffle, c->seed, epoch);
+        }
+        const int64_t first = (step % steps_per_epoch) * per_step;
+        const int64_t count = per_step * (T - 1); /* every block predicts T - 1 tokens */
+        hone_model_zero_grad(m);
+        double nll = 0;
+        for (int micro = 0; micro < GA; micro++) {
+            for (int b = 0; b < B; b++) {
+                int64_t blk = s->order[first + (int64_t)micro * B + b];
+                fill_block(s->ids + (size_t)b * T, s->targets + (size_t)b * T, data->tokens + blk * T, T);
+            }
+            hone_loss loss;
+            HONE_TRY(hone_model_forward(m, s->ids, B, T));
+            HONE_TRY(hone_head_cross_entropy(m, s->targets, 1.0f / (float)count, 1, &loss));
+            HONE_TRY(hone_model_backward(m));
+            nll += loss.sum_nll;
+        }
+        hone_step_info info = {.step = step + 1, .total_steps = total, .epoch = epoch, .loss = nll / (double)count};
+        info.grad_norm = hone_grad_clip(grads, n_buf, c->max_grad_norm);
+        info.learning_rate = hone_lr_at(&sched, step);
+        info.skipped = !isfinite(info.loss) || !isfinite(info.grad_norm);
+        if (info.skipped) {
+            sum->skipped_steps++;
+            if (++bad_in_a_row >= c->max_bad_steps)
+                return hone_errorf(HONE_ERR_NUMERIC,
+                                   "%d optimizer steps in a row had a non-finite loss or gradient (last at step %lld); "
+                                   "stopping. Lower the learning rate or check the data",
+                                   bad_in_a_row, (long long)(step + 1));
+            hone_warn("step %lld: non-finite loss or gradient, update skipped", (long long)(step + 1));
+        } else {
+            bad_in_a_row = 0;
+            hone_optim_step(&s->opt, params, grads, segs, n_segs, info.learning_rate);
+        }
+        const double now = hone_now_seconds();
+        info.tokens = per_step * T;
+        info.tokens_per_second = (double)info.tokens / (now - t0);
+        info.elapsed_seconds = now - t_start;
+        if (step == 0) sum->first_loss = info.loss;
+        sum->last_loss = info.loss;
+        sum->steps = step + 1;
+        HONE_TRY(write_metrics(s->metrics, &info));
+        if (c->output_dir && c->save_steps > 0 && (step + 1) % c->save_steps == 0 && step + 1 < total)
+            HONE_TRY(save_checkpoint(m, c->output_dir, step + 1));
+        if (cb && cb(&info, user)) break;
+    }
+    sum->seconds = hone_now_seconds() - t_start;
+    if (c->output_dir) HONE_TRY(hone_model_save(m, c->output_dir));
+    return HONE_OK;
+}
+
+hone_status hone_pretrain(hone_model *m, const hone_token_stream *data, const hone_train_config *cfg,
+                          hone_step_callback cb, void *user, hone_train_summary *out) {
+    memset(out, 0, sizeof *out);
+    HONE_TRY(validate(cfg));
+    train_state s;
+    memset(&s, 0, sizeof s);
+    hone_status st = run(m, data, cfg, cb, user, out, &s);
+    state_free(&s);
+    return st;
+}
