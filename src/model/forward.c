@@ -68,7 +68,7 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     const size_t IM = c->intermediate_size, ATT = (size_t)B * c->num_heads * T * T;
     const size_t sets = training ? L : 1;
     const size_t resid_bufs = training ? L + 1 : 2;
-    int chunk = (int)((1u << 22) / V);
+    int chunk = (int)((1u << 24) / V); /* logits chunks of at most 64 MB */
     if (chunk < 1) chunk = 1;
     if ((size_t)chunk > N) chunk = (int)N;
 
@@ -229,14 +229,19 @@ hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float
             }
             float mx = -INFINITY;
             for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+            const float z_target = z[tgt];
+            /* one pass of expf: keep exp(z - max) in place for the gradient */
             double se = 0;
-            for (int v = 0; v < V; v++) se += exp((double)(z[v] - mx));
-            double lse = mx + log(se);
-            chunk_sum += lse - z[tgt];
+            for (int v = 0; v < V; v++) {
+                z[v] = expf(z[v] - mx);
+                se += z[v];
+            }
+            chunk_sum += mx + log(se) - z_target;
             chunk_count++;
             if (grad) {
                 /* d(nll)/dz = softmax(z) - onehot(target), scaled */
-                for (int v = 0; v < V; v++) z[v] = grad_scale * (float)exp((double)z[v] - lse);
+                const float k = (float)(grad_scale / se);
+                for (int v = 0; v < V; v++) z[v] *= k;
                 z[tgt] -= grad_scale;
             }
         }

@@ -8,6 +8,7 @@
 #include "hone/model.h"
 #include "hone/optim.h"
 #include "hone/safetensors.h"
+#include "hone/tensor.h"
 #include "testutil.h"
 
 typedef struct {
@@ -261,6 +262,164 @@ static void test_save_roundtrip_gpt2(void **s) { (void)s; check_save_roundtrip("
 static void test_save_roundtrip_llama(void **s) { (void)s; check_save_roundtrip("llama"); }
 static void test_save_roundtrip_qwen2(void **s) { (void)s; check_save_roundtrip("qwen2"); }
 
+
+/* ---- loading variants ---------------------------------------------------------------------------------------- */
+
+typedef enum { REWRITE_KEEP, REWRITE_STRIP_PREFIX, REWRITE_DROP_FIRST, REWRITE_ADD_EXTRA, REWRITE_BAD_SHAPE } rewrite_kind;
+
+/* Copies fixture `name` into a temporary folder, rewriting its checkpoint: dtype, names or contents. */
+static char *rewrite_fixture(const char *name, hone_dtype dtype, rewrite_kind kind) {
+    char src[256], path[300];
+    snprintf(src, sizeof src, "tests/fixtures/%s", name);
+    hone_checkpoint ck;
+    TEST_OK(hone_checkpoint_open(&ck, src));
+    char *dir = test_tmpdir();
+    hone_st_entry *e = calloc(ck.n_tensors + 1, sizeof *e);
+    void **bufs = calloc(ck.n_tensors + 1, sizeof *bufs);
+    size_t n = 0;
+    for (size_t i = 0; i < ck.n_tensors; i++) {
+        const hone_st_tensor *t = ck.by_name[i];
+        if (kind == REWRITE_DROP_FIRST && i == 0) continue;
+        float *f = malloc(t->numel * sizeof(float));
+        TEST_OK(hone_st_tensor_to_f32(t, f));
+        e[n].name = kind == REWRITE_STRIP_PREFIX && !strncmp(t->name, "transformer.", 12) ? t->name + 12 : t->name;
+        e[n].dtype = dtype;
+        e[n].ndim = t->ndim;
+        memcpy(e[n].shape, t->shape, sizeof t->shape);
+        if (kind == REWRITE_BAD_SHAPE && i == 0) e[n].shape[0] -= 1;
+        if (dtype == HONE_DTYPE_F32) {
+            bufs[n] = f;
+        } else {
+            uint16_t *h = malloc(t->numel * sizeof(uint16_t));
+            for (int64_t k = 0; k < t->numel; k++)
+                h[k] = dtype == HONE_DTYPE_BF16 ? hone_f32_to_bf16(f[k]) : hone_f32_to_f16(f[k]);
+            free(f);
+            bufs[n] = h;
+        }
+        e[n].data = bufs[n];
+        n++;
+    }
+    static const float extra[2] = {1, 2};
+    if (kind == REWRITE_ADD_EXTRA)
+        e[n++] = (hone_st_entry){.name = "model.layers.0.self_attn.q_norm.weight", .dtype = HONE_DTYPE_F32, .ndim = 1,
+                                 .shape = {2}, .data = extra};
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    TEST_OK(hone_st_write(path, e, n));
+    for (size_t i = 0; i < n; i++)
+        if (bufs[i]) free(bufs[i]);
+    free(bufs);
+    free(e);
+    hone_checkpoint_close(&ck);
+    char *text;
+    size_t len;
+    snprintf(path, sizeof path, "%s/config.json", src);
+    TEST_OK(hone_file_read(path, &text, &len));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    TEST_OK(hone_file_write_atomic(path, text, len));
+    free(text);
+    return dir;
+}
+
+/* BF16 and F16 checkpoints load converted to fp32 exactly (every half value is an f32 value). */
+static void test_load_half_precision(void **s) {
+    (void)s;
+    hone_dtype types[2] = {HONE_DTYPE_BF16, HONE_DTYPE_F16};
+    for (int k = 0; k < 2; k++) {
+        char *dir = rewrite_fixture("llama", types[k], REWRITE_KEEP);
+        hone_model *orig, *half;
+        TEST_OK(hone_model_load(&orig, "tests/fixtures/llama"));
+        TEST_OK(hone_model_load(&half, dir));
+        for (size_t i = 0; i < hone_model_hf_tensor_count(orig); i++) {
+            int nd;
+            int64_t sh[2];
+            const char *tn = hone_model_hf_tensor_name(orig, i, &nd, sh);
+            size_t n = (size_t)(sh[0] * (nd == 2 ? sh[1] : 1));
+            float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+            TEST_OK(hone_model_hf_tensor_get(orig, tn, 0, a));
+            TEST_OK(hone_model_hf_tensor_get(half, tn, 0, b));
+            for (size_t j = 0; j < n; j++) {
+                float want = types[k] == HONE_DTYPE_BF16 ? hone_bf16_to_f32(hone_f32_to_bf16(a[j]))
+                                                         : hone_f16_to_f32(hone_f32_to_f16(a[j]));
+                if (b[j] != want) fail_msg("%s[%zu]: %g, want %g", tn, j, b[j], want);
+            }
+            free(a);
+            free(b);
+        }
+        hone_model_free(orig);
+        hone_model_free(half);
+        test_tmpdir_remove(dir);
+        free(dir);
+    }
+}
+
+/* GPT2Model checkpoints name tensors without the "transformer." prefix. */
+static void test_gpt2_without_prefix(void **s) {
+    (void)s;
+    char *dir = rewrite_fixture("gpt2", HONE_DTYPE_F32, REWRITE_STRIP_PREFIX);
+    fixture f;
+    fixture_open(&f, "gpt2");
+    hone_model *m;
+    TEST_OK(hone_model_load(&m, dir));
+    hone_loss a, b;
+    TEST_OK(hone_model_prepare(f.model, f.B, f.T, 0));
+    TEST_OK(hone_model_forward(f.model, f.ids, f.B, f.T));
+    TEST_OK(hone_head_cross_entropy(f.model, f.targets, 1, 0, &a));
+    TEST_OK(hone_model_prepare(m, f.B, f.T, 0));
+    TEST_OK(hone_model_forward(m, f.ids, f.B, f.T));
+    TEST_OK(hone_head_cross_entropy(m, f.targets, 1, 0, &b));
+    assert_true(a.sum_nll == b.sum_nll);
+    hone_model_free(m);
+    fixture_close(&f);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
+static void test_checkpoint_mismatches_are_errors(void **s) {
+    (void)s;
+    hone_model *m;
+    char *dir = rewrite_fixture("llama", HONE_DTYPE_F32, REWRITE_DROP_FIRST);
+    TEST_FAILS_WITH(hone_model_load(&m, dir), "is missing from the checkpoint");
+    test_tmpdir_remove(dir);
+    free(dir);
+    dir = rewrite_fixture("llama", HONE_DTYPE_F32, REWRITE_ADD_EXTRA);
+    TEST_FAILS_WITH(hone_model_load(&m, dir), "'model.layers.0.self_attn.q_norm.weight' has no place");
+    test_tmpdir_remove(dir);
+    free(dir);
+    dir = rewrite_fixture("llama", HONE_DTYPE_F32, REWRITE_BAD_SHAPE);
+    TEST_FAILS_WITH(hone_model_load(&m, dir), "config.json implies");
+    test_tmpdir_remove(dir);
+    free(dir);
+    TEST_FAILS_WITH(hone_model_load(&m, "tests/fixtures/no-such-model"), "config.json: cannot open");
+}
+
+/* Checkpoints written by Hugging Face transformers (random weights): they load, run and round-trip. */
+static void test_real_hf_checkpoints(void **s) {
+    (void)s;
+    const char *data = test_shared_data();
+    if (!data) skip();
+    const char *names[] = {"fake_gpt2", "tiny_gpt2"};
+    for (int k = 0; k < 2; k++) {
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/models/%s", data, names[k]);
+        hone_model *m;
+        TEST_OK(hone_model_load(&m, dir));
+        const hone_model_config *c = hone_model_get_config(m);
+        int32_t ids[6], targets[6];
+        for (int i = 0; i < 6; i++) ids[i] = (i * 7 + 3) % c->vocab_size;
+        for (int i = 0; i < 6; i++) targets[i] = i < 5 ? ids[i + 1] : -100;
+        TEST_OK(hone_model_prepare(m, 1, 6, 0));
+        TEST_OK(hone_model_forward(m, ids, 1, 6));
+        hone_loss loss;
+        TEST_OK(hone_head_cross_entropy(m, targets, 1, 0, &loss));
+        assert_int_equal(loss.count, 5);
+        double mean = loss.sum_nll / 5;
+        /* random tiny models predict almost uniformly */
+        if (!(fabs(mean - log((double)c->vocab_size)) < 0.5))
+            fail_msg("%s: loss %g, expected about ln(V) = %g", names[k], mean, log((double)c->vocab_size));
+        hone_model_free(m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2_forward_backward), cmocka_unit_test(test_llama_forward_backward),
@@ -268,7 +427,9 @@ int main(void) {
         cmocka_unit_test(test_gpt2_adamw), cmocka_unit_test(test_llama_adamw), cmocka_unit_test(test_qwen2_adamw),
         cmocka_unit_test(test_kv_cache_gpt2), cmocka_unit_test(test_kv_cache_llama), cmocka_unit_test(test_kv_cache_qwen2),
         cmocka_unit_test(test_save_roundtrip_gpt2), cmocka_unit_test(test_save_roundtrip_llama),
-        cmocka_unit_test(test_save_roundtrip_qwen2),
+        cmocka_unit_test(test_save_roundtrip_qwen2), cmocka_unit_test(test_load_half_precision),
+        cmocka_unit_test(test_gpt2_without_prefix), cmocka_unit_test(test_checkpoint_mismatches_are_errors),
+        cmocka_unit_test(test_real_hf_checkpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

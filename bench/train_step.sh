@@ -1,0 +1,91 @@
+#!/bin/sh
+# One full fp32 training step (forward, cross-entropy, backward, clip 1.0, AdamW) on CPU:
+# hone against PyTorch, same model shapes, same thread count, run alternately in the same session.
+#
+# Usage: sh bench/train_step.sh        (or: make bench)
+# Environment: THREADS (default: nproc), STEPS (timed steps, default 10), WARMUP (default 2),
+#              HONE (default build/hone), PYTHON (default /usr/bin/python3, Debian's python3-torch).
+# Prints the machine, the date, the versions and a table; ratio = pytorch ms / hone ms (> 1: hone faster).
+
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+THREADS=${THREADS:-$(nproc)}
+STEPS=${STEPS:-10}
+WARMUP=${WARMUP:-2}
+HONE=${HONE:-build/hone}
+PYTHON=${PYTHON:-/usr/bin/python3}
+B=4
+T=64
+PRESETS="gpt2-124m smollm-135m"
+
+if [ ! -x "$HONE" ]; then
+    echo "train_step.sh: $HONE not found; build it first with 'make'" >&2
+    exit 1
+fi
+
+# value of a flat key in a one-line JSON object (numbers and plain strings only)
+json_get() {
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\": *\"\{0,1\}\([^,\"}]*\).*/\1/p"
+}
+
+cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)
+[ -n "$cpu" ] || cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ "$commit" != unknown ] && ! git diff --quiet HEAD -- 2>/dev/null; then commit="$commit-dirty"; fi
+torch_ver=$("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)
+
+echo "machine: ${cpu:-unknown CPU}, $(nproc) cores"
+echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "hone:    $commit"
+if [ -n "$torch_ver" ]; then
+    echo "torch:   $torch_ver ($PYTHON)"
+else
+    echo "torch:   not available: $PYTHON cannot import torch; install it with 'apt-get install python3-torch'"
+    echo "         (hone's figures are printed alone)"
+fi
+echo "run:     B=$B T=$T threads=$THREADS steps=$STEPS warmup=$WARMUP (median ms per step)"
+echo
+
+rows=""
+status=0
+for p in $PRESETS; do
+    echo "  $p: hone ..." >&2
+    h=$("$HONE" bench train --preset "$p" --micro-batch-size $B --sequence-len $T \
+        --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --json)
+    h_ms=$(json_get "$h" ms_per_step)
+    if [ -z "$h_ms" ]; then
+        echo "train_step.sh: hone failed on $p" >&2
+        status=1
+        h_ms=-
+    fi
+    mfu=$(json_get "$h" mfu)
+    peak=$(json_get "$h" peak_gflops)
+    t_ms=-
+    if [ -n "$torch_ver" ]; then
+        echo "  $p: pytorch ..." >&2
+        t=$("$PYTHON" bench/pytorch_train_step.py --preset "$p" --micro-batch-size $B --sequence-len $T \
+            --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS")
+        t_ms=$(json_get "$t" ms_per_step)
+        if [ -z "$t_ms" ]; then
+            echo "train_step.sh: pytorch failed on $p" >&2
+            status=1
+            t_ms=-
+        fi
+    fi
+    rows="$rows$p ${h_ms:--} $t_ms ${mfu:--} ${peak:--}
+"
+done
+
+printf '%s' "$rows" | awk '
+    BEGIN {
+        printf "%-12s %14s %17s %8s %9s %12s\n", "preset", "hone ms/step", "pytorch ms/step", "ratio", "hone MFU", "sgemm GFLOPS"
+    }
+    {
+        ratio = ($2 != "-" && $3 != "-" && $2 > 0) ? sprintf("%.2fx", $3 / $2) : "-"
+        mfu = ($4 != "-") ? sprintf("%.1f%%", 100 * $4) : "-"
+        printf "%-12s %14s %17s %8s %9s %12s\n", $1, $2, $3, ratio, mfu, $5
+    }'
+echo
+echo "ratio = pytorch ms / hone ms (above 1: hone is faster); MFU = hone's model FLOPs / sgemm peak measured by hone"
+exit $status
