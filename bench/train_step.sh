@@ -37,6 +37,7 @@ torch_ver=$("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)
 
 echo "machine: ${cpu:-unknown CPU}, $(nproc) cores"
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null) (1/5/15 min; other work running skews the figures)"
 echo "hone:    $commit"
 if [ -n "$torch_ver" ]; then
     echo "torch:   $torch_ver ($PYTHON)"

@@ -26,6 +26,7 @@
 
 #include "hone/base.h"
 #include "hone/data.h"
+#include "hone/eval.h"
 #include "hone/model.h"
 #include "hone/optim.h"
 #include "hone/safetensors.h"

@@ -24,7 +24,7 @@
 #define HONE_MODEL_H
 
 #include "hone/base.h"
-#include "hone/optim.h"
+#include "hone/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {

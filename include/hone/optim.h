@@ -12,6 +12,7 @@
 #define HONE_OPTIM_H
 
 #include "hone/base.h"
+#include "hone/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,14 +26,6 @@ typedef struct {
     float momentum;          /* SGD (0 = plain SGD) */
     float weight_decay;      /* AdamW: decoupled; SGD: L2 added to the gradient */
 } hone_optim_config;
-
-/* A contiguous run of parameters (one tensor). Weight decay applies only where decay != 0; the model sets it
- * for tensors with >= 2 dimensions (matrices and embeddings), not for biases and norm gains. Elements that no
- * segment covers are left untouched by hone_optim_step. */
-typedef struct {
-    size_t offset, size;
-    int decay;
-} hone_param_segment;
 
 typedef struct {
     hone_optim_config cfg;

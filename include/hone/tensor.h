@@ -41,6 +41,14 @@ uint16_t hone_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
 /* Converts n elements of a floating dtype (F32, F16, BF16, F64) to f32; returns 0 for other dtypes. */
 int hone_convert_to_f32(float *dst, const void *src, hone_dtype src_type, size_t n);
 
+/* A contiguous run of parameters (one tensor). Weight decay applies only where decay != 0; the model sets it
+ * for tensors with >= 2 dimensions (matrices and embeddings), not for biases and norm gains. Elements that no
+ * segment covers are left untouched by hone_optim_step. */
+typedef struct {
+    size_t offset, size;
+    int decay;
+} hone_param_segment;
+
 /* Sets the thread count of both OpenMP loops and the BLAS (n <= 0: the number of cores). Returns it. */
 int hone_threads_set(int n);
 

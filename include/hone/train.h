@@ -1,5 +1,4 @@
-/* hone/train.h — the training loop (pre-training on token streams), evaluation of token streams, and the
- * training-step benchmark.
+/* hone/train.h — the training loop (pre-training on token streams) and the training-step benchmark.
  *
  *     hone_train_config tc;
  *     hone_train_config_defaults(&tc);
@@ -53,7 +52,7 @@ typedef struct {
     double loss;           /* the loss the gradient was computed from */
     float learning_rate;
     float grad_norm;       /* before clipping */
-    int64_t tokens;        /* predicted tokens in this step */
+    int64_t tokens;        /* tokens processed in this step: B · GA · sequence_len */
     double tokens_per_second;
     double elapsed_seconds;
     int skipped;           /* non-finite loss or gradient: no update */
@@ -73,25 +72,14 @@ hone_status hone_pretrain(hone_model *m, const hone_token_stream *data, const ho
                           hone_step_callback cb, void *user, hone_train_summary *out);
 
 typedef struct {
-    double loss;       /* mean next-token NLL */
-    double perplexity; /* exp(loss) */
-    int64_t tokens;    /* predicted tokens */
-    int64_t blocks;
-} hone_eval_result;
-
-/* Mean next-token loss over the blocks of sequence_len tokens (the last partial block is kept when it has at
- * least 2 tokens), micro_batch_size blocks per forward pass. */
-hone_status hone_eval_tokens(hone_model *m, const hone_token_stream *data, int sequence_len, int micro_batch_size,
-                             hone_eval_result *out);
-
-typedef struct {
-    double ms_per_step, tokens_per_second, gflops, peak_gflops, mfu;
+    double ms_per_step, tokens_per_second, gflops, peak_gflops, mfu; /* median step */
     double first_loss, last_loss;
     size_t n_params;
 } hone_bench_result;
 
 /* Times full training steps (forward, cross-entropy, backward, clipping, AdamW) of a randomly initialised
- * model on random tokens; warmup steps are not timed. peak_gflops is an sgemm measured on the spot. */
+ * model on random tokens and reports the median step; warmup steps are not timed. peak_gflops is an sgemm
+ * measured on the spot. */
 hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps, int warmup,
                              hone_bench_result *out);
 /* Single-precision matrix-multiply throughput of this machine (GFLOP/s), measured for about `seconds`. */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hone/train.h"
+#include "hone/eval.h"
 
 /* Scores n_seq consecutive sequences of length T starting at tokens[0]; adds to sum/count. */
 static hone_status score(hone_model *m, const int32_t *tokens, int n_seq, int T, int32_t *targets, double *sum,

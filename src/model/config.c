@@ -144,7 +144,10 @@ static hone_status parse_llama_family(const cfg_reader *r, hone_model_config *c)
         HONE_TRY(get_bool(r, "attention_bias", 0, &attention_bias));
         c->qkv_bias = c->o_bias = attention_bias;
         HONE_TRY(get_bool(r, "mlp_bias", 0, &c->mlp_bias));
-        if (!strcmp(c->model_type, "mistral")) HONE_TRY(get_int(r, "sliding_window", 0, &c->sliding_window));
+        /* transformers' MistralConfig defaults to a 4096 window; an explicit null means none */
+        if (!strcmp(c->model_type, "mistral"))
+            HONE_TRY(get_int(r, "sliding_window", json_object_get(r->root, "sliding_window") ? 0 : 4096,
+                             &c->sliding_window));
     }
     json_t *scaling = json_object_get(r->root, "rope_scaling");
     if (scaling && !json_is_null(scaling)) {

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,8 @@ hone_status model_ensure_rope(hone_model *m, int len) {
 
 void model_free_activations(hone_model *m) {
     hone_free(m->act_mem);
+    free(m->row_nll);
+    m->row_nll = NULL;
     free(m->resid);
     free(m->acts);
     m->act_mem = NULL;
@@ -58,7 +61,8 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
                            "sequence length %d exceeds the sliding window of %d; sliding-window attention is not "
                            "supported yet (use --sequence-len <= %d)",
                            T, c->sliding_window, c->sliding_window);
-    if (m->act_mem && m->B == B && m->T == T && m->training >= training) return HONE_OK;
+    if (m->act_mem && m->B == B && m->T == T && m->training >= training && m->planned_threads >= omp_get_max_threads())
+        return HONE_OK;
     model_free_activations(m);
     if (training) HONE_TRY(model_alloc_grads(m));
     HONE_TRY(model_ensure_rope(m, T));
@@ -82,7 +86,8 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     m->act_mem = hone_alloc(total * sizeof(float));
     m->resid = calloc(L + 1, sizeof(float *));
     m->acts = calloc(L, sizeof(hone_layer_acts));
-    if (!m->act_mem || !m->resid || !m->acts) {
+    m->row_nll = calloc((size_t)chunk, sizeof(double));
+    if (!m->act_mem || !m->resid || !m->acts || !m->row_nll) {
         model_free_activations(m);
         return hone_errorf(HONE_ERR_NOMEM, "out of memory planning activations for batch %d × %d (%.1f GB)", B, T,
                            (double)total * 4 / 1e9);
@@ -135,6 +140,7 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     m->B = B;
     m->T = T;
     m->training = training;
+    m->planned_threads = omp_get_max_threads();
     return HONE_OK;
 }
 
@@ -217,12 +223,12 @@ hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float
         if (!any) continue;
         float *logits = m->logits_chunk;
         hone_model_logits(m, r0, rows, logits);
-        double chunk_sum = 0;
-        int64_t chunk_count = 0;
-#pragma omp parallel for schedule(static) reduction(+ : chunk_sum, chunk_count)
+        double *row_nll = m->row_nll;
+#pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             float *z = logits + (size_t)r * V;
             int tgt = targets[r0 + r];
+            row_nll[r] = 0;
             if (tgt == -100) {
                 if (grad) memset(z, 0, sizeof(float) * V);
                 continue;
@@ -236,8 +242,7 @@ hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float
                 z[v] = expf(z[v] - mx);
                 se += z[v];
             }
-            chunk_sum += mx + log(se) - z_target;
-            chunk_count++;
+            row_nll[r] = mx + log(se) - z_target;
             if (grad) {
                 /* d(nll)/dz = softmax(z) - onehot(target), scaled */
                 const float k = (float)(grad_scale / se);
@@ -245,8 +250,11 @@ hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float
                 z[tgt] -= grad_scale;
             }
         }
-        sum += chunk_sum;
-        count += chunk_count;
+        /* summed in row order so the reported loss has the same bits for any thread count */
+        for (int r = 0; r < rows; r++) {
+            sum += row_nll[r];
+            count += targets[r0 + r] != -100;
+        }
         if (grad) {
             /* d_hidden[rows] = dz @ W_lm; dW_lm += dz^T @ hidden[rows] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, V, 1.0f, logits, V, m->w.lm_head, C, 0.0f,
@@ -267,6 +275,10 @@ void hone_model_zero_grad(hone_model *m) {
 hone_status hone_model_backward(hone_model *m) {
     const hone_model_config *c = &m->cfg;
     if (!m->training || !m->last_ids) return hone_errorf(HONE_ERR_INVALID, "backward needs a training forward first");
+    /* per-thread scratch was sized for the thread count of hone_model_prepare */
+    if (omp_get_max_threads() > m->planned_threads)
+        return hone_errorf(HONE_ERR_INVALID, "the thread count grew from %d to %d after hone_model_prepare; prepare again",
+                           m->planned_threads, omp_get_max_threads());
     const int B = m->last_B, T = m->last_T, N = B * T, C = c->hidden_size, QKV = model_qkv_dim(c);
     const int Q = c->num_heads * c->head_dim, F = model_fc_dim(c), IM = c->intermediate_size, L = c->num_layers;
     float *dres = m->d_resid;

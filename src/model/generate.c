@@ -8,6 +8,7 @@
 
 struct hone_kv_cache {
     int max_len, len, chunk;
+    int planned_threads; /* scratch holds one row of scores per thread */
     float *mem;
     float **k, **v;  /* per layer [NKV, max_len, HD] */
     int32_t *pos;    /* [chunk] positions of the rows being fed */
@@ -28,6 +29,7 @@ hone_status hone_kv_cache_new(hone_kv_cache **out, const hone_model *m, int max_
     hone_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     kv->max_len = max_len;
+    kv->planned_threads = omp_get_max_threads();
     kv->chunk = max_len < 256 ? max_len : 256;
     const size_t L = c->num_layers, per = (size_t)c->num_kv_heads * max_len * c->head_dim, ch = kv->chunk;
     const size_t C = c->hidden_size, QKV = model_qkv_dim(c), Q = (size_t)c->num_heads * c->head_dim;
@@ -111,6 +113,8 @@ static void step_chunk(hone_model *m, hone_kv_cache *kv, const int32_t *ids, int
 hone_status hone_model_step(hone_model *m, hone_kv_cache *kv, const int32_t *ids, int n, float *out_logits) {
     const hone_model_config *c = &m->cfg;
     if (n <= 0) return hone_errorf(HONE_ERR_INVALID, "no tokens to feed");
+    if (omp_get_max_threads() > kv->planned_threads)
+        return hone_errorf(HONE_ERR_INVALID, "the thread count grew after the KV cache was made; make a new one");
     if (kv->len + n > kv->max_len)
         return hone_errorf(HONE_ERR_INVALID, "%d tokens do not fit the KV cache (%d of %d used)", n, kv->len,
                            kv->max_len);
@@ -160,18 +164,20 @@ static int32_t sample_token(float *logits, int V, const hone_sampling *s, hone_r
     qsort(work, (size_t)V, sizeof *work, by_prob_desc);
     int keep = V;
     if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
-    if (s->top_p > 0 && s->top_p < 1) {
+    double total = 0;
+    for (int i = 0; i < keep; i++) total += work[i].p;
+    if (s->top_p < 1) {
+        /* nucleus over what top-k kept, renormalised (transformers applies its warpers one after another) */
         double cum = 0;
         for (int i = 0; i < keep; i++) {
             cum += work[i].p;
-            if (cum >= s->top_p) {
+            if (cum >= s->top_p * total) {
                 keep = i + 1;
+                total = cum;
                 break;
             }
         }
     }
-    double total = 0;
-    for (int i = 0; i < keep; i++) total += work[i].p;
     double u = hone_rng_uniform(rng) * total, acc = 0;
     for (int i = 0; i < keep; i++) {
         acc += work[i].p;

@@ -83,6 +83,8 @@ struct hone_model {
     float *lnf, *lnf_mean, *lnf_rstd;
     float *d_resid, *d_ln, *d_qkv, *d_atty, *d_fc, *d_act, *d_lnf, *norm_scratch, *attn_scratch;
     float *logits_chunk;      /* [chunk_rows, V] */
+    double *row_nll;          /* [chunk_rows] */
+    int planned_threads;      /* per-thread scratch is sized for this many */
     int chunk_rows;
     const int32_t *last_ids;  /* ids of the last forward (for the embedding backward) */
     int last_B, last_T;

@@ -26,6 +26,11 @@ double hone_sgemm_peak_gflops(double seconds) {
     return best;
 }
 
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps, int warmup,
                              hone_bench_result *out) {
     memset(out, 0, sizeof *out);
@@ -44,7 +49,8 @@ hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * T), *targets = malloc(sizeof(int32_t) * (size_t)B * T);
     if (st == HONE_OK && (!ids || !targets)) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
     hone_rng rng = hone_rng_new(7, 0x62656e63 /* "benc" */);
-    double timed = 0;
+    double *times = calloc((size_t)steps, sizeof(double));
+    if (st == HONE_OK && !times) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
     for (int s = 0; s < warmup + steps && st == HONE_OK; s++) {
         for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(hone_rng_u64(&rng) % (uint64_t)c->vocab_size);
         for (int i = 0; i < B * T; i++) targets[i] = (i + 1) % T ? ids[i + 1] : -100;
@@ -58,18 +64,21 @@ hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps
         hone_grad_clip(hone_model_grads(m), n_buf, 1.0f);
         hone_optim_step(&opt, hone_model_params(m), hone_model_grads(m), segs, n_segs, 1e-4f);
         double dt = hone_now_seconds() - t0;
-        if (s >= warmup) timed += dt;
+        if (s >= warmup) times[s - warmup] = dt;
         if (s == 0) out->first_loss = loss.sum_nll / (double)loss.count;
         out->last_loss = loss.sum_nll / (double)loss.count;
     }
     if (st == HONE_OK) {
         out->n_params = hone_model_num_params(m);
-        out->ms_per_step = 1000.0 * timed / steps;
-        out->tokens_per_second = (double)B * T * steps / timed;
+        qsort(times, (size_t)steps, sizeof(double), by_value);
+        double median = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+        out->ms_per_step = 1000.0 * median;
+        out->tokens_per_second = (double)B * T / median;
         out->gflops = hone_model_flops_per_token(c, T) * out->tokens_per_second / 1e9;
         out->peak_gflops = hone_sgemm_peak_gflops(1.0);
         out->mfu = out->peak_gflops > 0 ? out->gflops / out->peak_gflops : 0;
     }
+    free(times);
     free(ids);
     free(targets);
     hone_optim_free(&opt);

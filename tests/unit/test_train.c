@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hone/eval.h"
 #include "hone/train.h"
 #include "testutil.h"
 
