@@ -22,8 +22,8 @@ int cli_parse(hone_settings **s, const char *command, const char *usage, const h
               int argc, char **argv, int *exit_code);
 /* Prints "hone COMMAND: error: <message>" and returns 1. */
 int cli_fail(const char *command);
-/* Applies --threads. */
-void cli_threads(const hone_settings *s);
+/* Applies --threads; 0 (after printing the error) when the value is invalid. */
+int cli_threads(const hone_settings *s, const char *command);
 /* Resolves `model` / `base_model` (axolotl's name); error when neither or both are set. */
 const char *cli_model_path(const hone_settings *s, const char *command);
 /* Fills a training configuration from the common training keys (CLI_TRAIN_KEYS). */

@@ -1,4 +1,5 @@
 /* hone bench train — time full training steps of a built-in model shape. */
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,7 +41,8 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "hone bench: error: preset %s is not a %s model\n", hone_settings_str(s, "preset"), arch);
         goto done;
     }
-    int threads = hone_threads_set((int)hone_settings_int(s, "threads"));
+    if (!cli_threads(s, "bench")) goto done;
+    int threads = omp_get_max_threads();
     const int B = (int)hone_settings_int(s, "micro_batch_size"), T = (int)hone_settings_int(s, "sequence_len");
     hone_bench_result r;
     if (hone_bench_train(&c, B, T, (int)hone_settings_int(s, "steps"), (int)hone_settings_int(s, "warmup"), &r) !=

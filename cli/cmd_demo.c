@@ -38,7 +38,10 @@ int cmd_demo(int argc, char **argv) {
                   argv, &code))
         return code;
     int rc = 1;
-    cli_threads(s);
+    if (!cli_threads(s, "demo")) {
+        hone_settings_free(s);
+        return 1;
+    }
     const char *out = hone_settings_str(s, "output_dir");
     const uint64_t seed = (uint64_t)hone_settings_int(s, "seed");
     hone_model_config c;

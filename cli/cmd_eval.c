@@ -28,7 +28,7 @@ int cmd_eval(int argc, char **argv) {
         cli_fail("eval");
         goto done;
     }
-    cli_threads(s);
+    if (!cli_threads(s, "eval")) goto done;
     hone_eval_result r;
     if (hone_model_load(&m, model_dir) != HONE_OK ||
         hone_tokens_load(&data, hone_settings_str(s, "data"), hone_model_get_config(m)->vocab_size) != HONE_OK ||

@@ -59,7 +59,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if (!parse_ids(s, &prompt, &n_prompt)) goto done;
-    cli_threads(s);
+    if (!cli_threads(s, "generate")) goto done;
     hone_sampling samp = {.max_new_tokens = (int)hone_settings_int(s, "max_new_tokens"),
                           .temperature = (float)hone_settings_float(s, "temperature"),
                           .top_k = (int)hone_settings_int(s, "top_k"),

@@ -37,7 +37,7 @@ int cmd_pretrain(int argc, char **argv) {
         cli_fail("pretrain");
         goto done;
     }
-    cli_threads(s);
+    if (!cli_threads(s, "pretrain")) goto done;
     tc.output_dir = hone_settings_str(s, "output_dir");
     if (hone_model_load(&m, model_dir) != HONE_OK ||
         hone_tokens_load(&data, hone_settings_str(s, "data"), hone_model_get_config(m)->vocab_size) != HONE_OK) {

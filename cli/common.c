@@ -25,7 +25,16 @@ int cli_fail(const char *command) {
     return 1;
 }
 
-void cli_threads(const hone_settings *s) { hone_threads_set((int)hone_settings_int(s, "threads")); }
+int cli_threads(const hone_settings *s, const char *command) {
+    int64_t n = hone_settings_int(s, "threads");
+    if (n < 0 || n > 4096) {
+        fprintf(stderr, "hone %s: error: --threads must be 0 (all cores) or a positive count, not %lld\n", command,
+                (long long)n);
+        return 0;
+    }
+    hone_threads_set((int)n);
+    return 1;
+}
 
 const char *cli_model_path(const hone_settings *s, const char *command) {
     int a = hone_settings_is_set(s, "model"), b = hone_settings_is_set(s, "base_model");

@@ -47,5 +47,8 @@ hone_status hone_eval_tokens(hone_model *m, const hone_token_stream *data, int T
     out->tokens = count;
     out->loss = sum / (double)count;
     out->perplexity = exp(out->loss);
+    if (!isfinite(out->loss))
+        return hone_errorf(HONE_ERR_NUMERIC, "the loss is not finite (%g): the model produces NaN or infinity",
+                           out->loss);
     return HONE_OK;
 }

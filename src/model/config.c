@@ -182,7 +182,9 @@ hone_status hone_model_config_parse(hone_model_config *c, const char *json_text,
     hone_status st = HONE_OK;
     const char *type = get_string(&r, "model_type");
     if (!json_is_object(root)) st = hone_errorf(HONE_ERR_FORMAT, "%s: expected a JSON object", path);
-    else if (!type) st = hone_errorf(HONE_ERR_FORMAT, "%s: field \"model_type\" is missing", path);
+    else if (!type)
+        st = hone_errorf(HONE_ERR_FORMAT, "%s: field \"model_type\" is %s", path,
+                         json_object_get(root, "model_type") ? "not a string" : "missing");
     else if (strlen(type) >= sizeof c->model_type)
         st = hone_errorf(HONE_ERR_UNSUPPORTED, "%s: model_type \"%.40s...\" is not supported", path, type);
     if (st == HONE_OK) {
@@ -198,6 +200,15 @@ hone_status hone_model_config_parse(hone_model_config *c, const char *json_text,
     if (st == HONE_OK) st = get_int(&r, "vocab_size", 0, &c->vocab_size);
     if (st == HONE_OK) st = get_token_id(&r, "bos_token_id", &c->bos_token_id);
     if (st == HONE_OK) st = get_token_id(&r, "eos_token_id", &c->eos_token_id);
+    if (st == HONE_OK && !(c->norm_eps > 0 && isfinite(c->norm_eps)))
+        st = hone_errorf(HONE_ERR_FORMAT, "%s: the norm epsilon must be a positive number, not %g", path,
+                         (double)c->norm_eps);
+    if (st == HONE_OK && c->arch == HONE_ARCH_LLAMA && !(c->rope_theta > 0 && isfinite(c->rope_theta)))
+        st = hone_errorf(HONE_ERR_FORMAT, "%s: rope_theta must be a positive number, not %g", path,
+                         (double)c->rope_theta);
+    if (st == HONE_OK && (c->bos_token_id >= c->vocab_size || c->eos_token_id >= c->vocab_size))
+        st = hone_errorf(HONE_ERR_FORMAT, "%s: bos_token_id %d / eos_token_id %d lie outside the vocabulary (size %d)",
+                         path, c->bos_token_id, c->eos_token_id, c->vocab_size);
     if (st == HONE_OK && (c->vocab_size <= 0 || c->hidden_size <= 0 || c->num_layers <= 0 ||
                           c->intermediate_size <= 0 || c->max_position_embeddings <= 0))
         st = hone_errorf(HONE_ERR_FORMAT,

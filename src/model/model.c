@@ -1,6 +1,7 @@
 /* Parameter layout, random initialisation, loading from and saving to Hugging Face folders. */
 #include "model/model_internal.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,7 @@ hone_status model_alloc_grads(hone_model *m) {
 void hone_model_free(hone_model *m) {
     if (!m) return;
     free(m->source_dir);
+    free(m->source_config);
     free(m->tensors);
     free(m->segments);
     free(m->pieces);
@@ -332,20 +334,28 @@ hone_status hone_model_load(hone_model **out, const char *dir) {
     hone_status st = hone_file_read(config_path, &text, NULL);
     hone_model_config cfg;
     if (st == HONE_OK) st = hone_model_config_parse(&cfg, text, config_path);
-    free(text);
     free(config_path);
-    HONE_TRY(st);
+    if (st != HONE_OK) {
+        free(text);
+        return st;
+    }
     hone_checkpoint ck;
-    HONE_TRY(hone_checkpoint_open(&ck, dir));
+    st = hone_checkpoint_open(&ck, dir);
+    if (st != HONE_OK) {
+        free(text);
+        return st;
+    }
     hone_model *m = NULL;
     st = model_new(&m, &cfg);
     if (st == HONE_OK) st = load_weights(m, &ck, dir);
     hone_checkpoint_close(&ck);
     if (st != HONE_OK) {
+        free(text);
         hone_model_free(m);
         return st;
     }
     m->source_dir = strdup(dir);
+    m->source_config = text;
     *out = m;
     return HONE_OK;
 }
@@ -407,6 +417,17 @@ static hone_status copy_side_files(const hone_model *m, const char *dir) {
     return HONE_OK;
 }
 
+/* The loaded config.json, with every field the user had, only re-stating the dtype hone writes; a model made
+ * from a preset gets a config.json written from scratch. */
+static char *saved_config_json(const hone_model *m) {
+    json_t *root = m->source_config ? json_loads(m->source_config, 0, NULL) : NULL;
+    if (!root) return hone_model_config_to_json(&m->cfg);
+    json_object_set_new(root, "torch_dtype", json_string("float32"));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    json_decref(root);
+    return text;
+}
+
 hone_status hone_model_save(const hone_model *m, const char *dir) {
     HONE_TRY(hone_dir_create(dir));
     float *buf = hone_alloc(m->n_params * sizeof(float));
@@ -432,7 +453,7 @@ hone_status hone_model_save(const hone_model *m, const char *dir) {
     hone_free(buf);
     free(entries);
     HONE_TRY(st);
-    char *config = hone_model_config_to_json(&m->cfg);
+    char *config = saved_config_json(m);
     path = hone_path_join(dir, "config.json");
     st = hone_file_write_atomic(path, config, strlen(config));
     free(path);

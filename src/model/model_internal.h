@@ -60,7 +60,8 @@ typedef struct {
 
 struct hone_model {
     hone_model_config cfg;
-    char *source_dir; /* folder loaded from (tokenizer files are copied from it on save) */
+    char *source_dir;    /* folder loaded from (tokenizer files are copied from it on save) */
+    char *source_config; /* its config.json text, written back on save */
 
     hone_param_tensor *tensors;
     size_t n_tensors;

@@ -57,13 +57,22 @@ static hone_status validate(const hone_train_config *c) {
     return HONE_OK;
 }
 
+/* JSON has no NaN or infinity: non-finite values are written as null. */
+static const char *json_number(char *buf, size_t n, double v) {
+    if (!isfinite(v)) return "null";
+    snprintf(buf, n, "%.9g", v);
+    return buf;
+}
+
 static hone_status write_metrics(FILE *f, const hone_step_info *s) {
     if (!f) return HONE_OK;
+    char loss[32], norm[32];
     fprintf(f,
-            "{\"step\": %lld, \"epoch\": %d, \"loss\": %.9g, \"learning_rate\": %.9g, \"grad_norm\": %.9g, "
+            "{\"step\": %lld, \"epoch\": %d, \"loss\": %s, \"learning_rate\": %.9g, \"grad_norm\": %s, "
             "\"tokens\": %lld, \"tokens_per_second\": %.6g, \"elapsed_seconds\": %.6g, \"skipped\": %s}\n",
-            (long long)s->step, s->epoch, s->loss, (double)s->learning_rate, (double)s->grad_norm,
-            (long long)s->tokens, s->tokens_per_second, s->elapsed_seconds, s->skipped ? "true" : "false");
+            (long long)s->step, s->epoch, json_number(loss, sizeof loss, s->loss), (double)s->learning_rate,
+            json_number(norm, sizeof norm, s->grad_norm), (long long)s->tokens, s->tokens_per_second,
+            s->elapsed_seconds, s->skipped ? "true" : "false");
     if (fflush(f) != 0) return hone_errorf(HONE_ERR_IO, "cannot write metrics.jsonl");
     return HONE_OK;
 }
@@ -162,12 +171,7 @@ static hone_status run(hone_model *m, const hone_token_stream *data, const hone_
         info.skipped = !isfinite(info.loss) || !isfinite(info.grad_norm);
         if (info.skipped) {
             sum->skipped_steps++;
-            if (++bad_in_a_row >= c->max_bad_steps)
-                return hone_errorf(HONE_ERR_NUMERIC,
-                                   "%d optimizer steps in a row had a non-finite loss or gradient (last at step %lld); "
-                                   "stopping. Lower the learning rate or check the data",
-                                   bad_in_a_row, (long long)(step + 1));
-            hone_warn("step %lld: non-finite loss or gradient, update skipped", (long long)(step + 1));
+            bad_in_a_row++;
         } else {
             bad_in_a_row = 0;
             hone_optim_step(&s->opt, params, grads, segs, n_segs, info.learning_rate);
@@ -180,6 +184,12 @@ static hone_status run(hone_model *m, const hone_token_stream *data, const hone_
         sum->last_loss = info.loss;
         sum->steps = step + 1;
         HONE_TRY(write_metrics(s->metrics, &info));
+        if (bad_in_a_row >= c->max_bad_steps)
+            return hone_errorf(HONE_ERR_NUMERIC,
+                               "%d optimizer steps in a row had a non-finite loss or gradient (last at step %lld); "
+                               "stopping. Lower the learning rate or check the data",
+                               bad_in_a_row, (long long)(step + 1));
+        if (info.skipped) hone_warn("step %lld: non-finite loss or gradient, update skipped", (long long)(step + 1));
         if (c->output_dir && c->save_steps > 0 && (step + 1) % c->save_steps == 0 && step + 1 < total)
             HONE_TRY(save_checkpoint(m, c->output_dir, step + 1));
         if (cb && cb(&info, user)) break;
