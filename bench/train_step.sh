@@ -24,6 +24,11 @@ if [ ! -x "$HONE" ]; then
     exit 1
 fi
 
+# "total steal" CPU ticks so far (steal: time the hypervisor gave this VM's CPUs to others)
+cpu_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat 2>/dev/null
+}
+
 # value of a flat key in a one-line JSON object (numbers and plain strings only)
 json_get() {
     printf '%s\n' "$1" | sed -n "s/.*\"$2\": *\"\{0,1\}\([^,\"}]*\).*/\1/p"
@@ -52,6 +57,7 @@ rows=""
 status=0
 for p in $PRESETS; do
     echo "  $p: hone ..." >&2
+    ticks0=$(cpu_ticks)
     h=$("$HONE" bench train --preset "$p" --micro-batch-size $B --sequence-len $T \
         --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --json)
     h_ms=$(json_get "$h" ms_per_step)
@@ -74,19 +80,22 @@ for p in $PRESETS; do
             t_ms=-
         fi
     fi
-    rows="$rows$p ${h_ms:--} $t_ms ${mfu:--} ${peak:--}
+    steal=$(printf '%s %s\n' "${ticks0:-0 0}" "$(cpu_ticks)" |
+        awk '{ d = $3 - $1; printf "%.0f%%", (d > 0 ? 100 * ($4 - $2) / d : 0) }')
+    rows="$rows$p ${h_ms:--} $t_ms ${mfu:--} ${peak:--} $steal
 "
 done
 
 printf '%s' "$rows" | awk '
     BEGIN {
-        printf "%-12s %14s %17s %8s %9s %12s\n", "preset", "hone ms/step", "pytorch ms/step", "ratio", "hone MFU", "sgemm GFLOPS"
+        printf "%-12s %14s %17s %8s %9s %12s %6s\n", "preset", "hone ms/step", "pytorch ms/step", "ratio", "hone MFU", "sgemm GFLOPS", "steal"
     }
     {
         ratio = ($2 != "-" && $3 != "-" && $2 > 0) ? sprintf("%.2fx", $3 / $2) : "-"
         mfu = ($4 != "-") ? sprintf("%.1f%%", 100 * $4) : "-"
-        printf "%-12s %14s %17s %8s %9s %12s\n", $1, $2, $3, ratio, mfu, $5
+        printf "%-12s %14s %17s %8s %9s %12s %6s\n", $1, $2, $3, ratio, mfu, $5, $6
     }'
 echo
-echo "ratio = pytorch ms / hone ms (above 1: hone is faster); MFU = hone's model FLOPs / sgemm peak measured by hone"
+echo "ratio = pytorch ms / hone ms (above 1: hone is faster); MFU = hone's model FLOPs / sgemm peak measured by hone;"
+echo "steal = CPU time the hypervisor took from this machine during the row's runs (above a few %: figures disturbed)"
 exit $status

@@ -39,7 +39,8 @@ typedef struct {
  * state for n_params parameters. */
 hone_status hone_optim_init(hone_optimizer *opt, const hone_optim_config *cfg, size_t n_params);
 void hone_optim_free(hone_optimizer *opt);
-/* One update of params with grads at learning rate lr, bit for bit as torch.optim.AdamW / torch.optim.SGD
+/* One update of params with grads × grad_scale (the clipping coefficient, folded in to save a pass over the
+ * gradient; 1 = as they are) at learning rate lr, bit for bit as torch.optim.AdamW / torch.optim.SGD
  * (foreach=False, no amsgrad / dampening / nesterov) on CPU with the same float32 hyperparameters:
  *   AdamW, t = step + 1: p *= 1 - lr*wd (decaying segments), m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g*g,
  *         p -= lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps)
@@ -47,7 +48,7 @@ void hone_optim_free(hone_optimizer *opt);
  *         d = buf; p -= lr*d
  * Threads split every segment statically; the result does not depend on the thread count. */
 void hone_optim_step(hone_optimizer *opt, float *params, const float *grads, const hone_param_segment *segs,
-                     size_t n_segs, float lr);
+                     size_t n_segs, float lr, float grad_scale);
 /* Parses "adamw" / "adamw_torch" / "sgd" (error lists the choices). */
 hone_status hone_optimizer_kind_parse(const char *name, hone_optimizer_kind *out);
 
@@ -81,6 +82,10 @@ hone_status hone_sched_kind_parse(const char *name, hone_sched_kind *out);
  * torch.nn.utils.clip_grad_norm_ does. max_norm <= 0 only measures. Returns the norm before clipping; a NaN or
  * infinite norm is returned without touching grads, for the caller to skip the step. */
 float hone_grad_clip(float *grads, size_t n, float max_norm);
+/* The two halves of hone_grad_clip, for callers that fold the coefficient into hone_optim_step: the norm, and
+ * the factor clipping would scale by (1 when max_norm <= 0, the norm is within it, or not finite). */
+float hone_grad_norm(const float *grads, size_t n);
+float hone_clip_coef(float norm, float max_norm);
 
 #ifdef __cplusplus
 }

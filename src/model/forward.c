@@ -269,7 +269,14 @@ hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float
 }
 
 void hone_model_zero_grad(hone_model *m) {
-    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (!m->grads) return;
+    /* one memset per thread: a single thread cannot fill memory at the machine's bandwidth */
+    const size_t chunk = 1 << 16, n_chunks = (m->n_params + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t begin = c * chunk, len = begin + chunk <= m->n_params ? chunk : m->n_params - begin;
+        memset(m->grads + begin, 0, len * sizeof(float));
+    }
 }
 
 hone_status hone_model_backward(hone_model *m) {

@@ -61,8 +61,8 @@ hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps
         if (st == HONE_OK) st = hone_head_cross_entropy(m, targets, 1.0f / (float)(B * (T - 1)), 1, &loss);
         if (st == HONE_OK) st = hone_model_backward(m);
         if (st != HONE_OK) break;
-        hone_grad_clip(hone_model_grads(m), n_buf, 1.0f);
-        hone_optim_step(&opt, hone_model_params(m), hone_model_grads(m), segs, n_segs, 1e-4f);
+        float coef = hone_clip_coef(hone_grad_norm(hone_model_grads(m), n_buf), 1.0f);
+        hone_optim_step(&opt, hone_model_params(m), hone_model_grads(m), segs, n_segs, 1e-4f, coef);
         double dt = hone_now_seconds() - t0;
         if (s >= warmup) times[s - warmup] = dt;
         if (s == 0) out->first_loss = loss.sum_nll / (double)loss.count;

@@ -58,7 +58,7 @@ void hone_optim_free(hone_optimizer *opt) {
 }
 
 static void adamw_step(hone_optimizer *opt, float *params, const float *grads, const hone_param_segment *segs,
-                       size_t n_segs, float lr) {
+                       size_t n_segs, float lr, float grad_scale) {
     const hone_optim_config *c = &opt->cfg;
     double t = (double)(opt->step + 1);
     double bias_correction1 = 1.0 - pow((double)c->beta1, t);
@@ -81,7 +81,7 @@ static void adamw_step(hone_optimizer *opt, float *params, const float *grads, c
         const float factor = segs[s].decay ? decay_factor : 1.0f;
 #pragma omp for schedule(static)
         for (size_t i = begin; i < end; i++) {
-            float p = params[i] * factor, g = grads[i];
+            float p = params[i] * factor, g = grads[i] * grad_scale;
             float mi = fmaf(one_minus_beta1, g, m[i] * beta1);
             float vi = fmaf(one_minus_beta2 * g, g, v[i] * beta2);
             float denom = sqrtf(vi) / bias_correction2_sqrt + eps;
@@ -93,7 +93,7 @@ static void adamw_step(hone_optimizer *opt, float *params, const float *grads, c
 }
 
 static void sgd_step(hone_optimizer *opt, float *params, const float *grads, const hone_param_segment *segs,
-                     size_t n_segs, float lr) {
+                     size_t n_segs, float lr, float grad_scale) {
     const float wd = opt->cfg.weight_decay, momentum = opt->cfg.momentum;
     /* torch creates the momentum buffer as a copy of the first gradient (no 1-dampening scaling). */
     const int first = opt->step == 0;
@@ -105,7 +105,7 @@ static void sgd_step(hone_optimizer *opt, float *params, const float *grads, con
         const int decay = segs[s].decay && wd != 0.0f;
 #pragma omp for schedule(static)
         for (size_t i = begin; i < end; i++) {
-            float d = grads[i];
+            float d = grads[i] * grad_scale;
             if (decay) d = fmaf(wd, params[i], d);
             if (buf) {
                 if (!first) {
@@ -120,10 +120,10 @@ static void sgd_step(hone_optimizer *opt, float *params, const float *grads, con
 }
 
 void hone_optim_step(hone_optimizer *opt, float *params, const float *grads, const hone_param_segment *segs,
-                     size_t n_segs, float lr) {
+                     size_t n_segs, float lr, float grad_scale) {
     for (size_t s = 0; s < n_segs; s++) HONE_ASSERT(segs[s].offset + segs[s].size <= opt->n);
-    if (opt->cfg.kind == HONE_OPT_ADAMW) adamw_step(opt, params, grads, segs, n_segs, lr);
-    else sgd_step(opt, params, grads, segs, n_segs, lr);
+    if (opt->cfg.kind == HONE_OPT_ADAMW) adamw_step(opt, params, grads, segs, n_segs, lr, grad_scale);
+    else sgd_step(opt, params, grads, segs, n_segs, lr, grad_scale);
     opt->step++;
 }
 
@@ -138,24 +138,35 @@ hone_status hone_optimizer_kind_parse(const char *name, hone_optimizer_kind *out
  * sums are added in chunk order: the norm has the same bits whatever the thread count. */
 #define CLIP_CHUNKS 1024
 
-float hone_grad_clip(float *grads, size_t n, float max_norm) {
+float hone_grad_norm(const float *grads, size_t n) {
     double partial[CLIP_CHUNKS];
     const size_t chunk = (n + CLIP_CHUNKS - 1) / CLIP_CHUNKS;
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < CLIP_CHUNKS; c++) {
         size_t begin = c * chunk < n ? c * chunk : n;
         size_t end = begin + chunk < n ? begin + chunk : n;
-        double sum = 0.0;
-        for (size_t i = begin; i < end; i++) sum += (double)grads[i] * (double)grads[i];
-        partial[c] = sum;
+        /* eight independent accumulators, combined in a fixed order, let the compiler vectorise the loop */
+        double acc[8] = {0};
+        size_t i = begin;
+        for (; i + 8 <= end; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)grads[i + k] * (double)grads[i + k];
+        for (; i < end; i++) acc[0] += (double)grads[i] * (double)grads[i];
+        partial[c] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     }
     double total = 0.0;
     for (size_t c = 0; c < CLIP_CHUNKS; c++) total += partial[c];
-    const float norm = (float)sqrt(total);
-    if (!(max_norm > 0.0f) || !isfinite(norm)) return norm;
+    return (float)sqrt(total);
+}
 
+float hone_clip_coef(float norm, float max_norm) {
+    if (!(max_norm > 0.0f) || !isfinite(norm)) return 1.0f;
     /* torch: clip_coef = max_norm / (total_norm + 1e-6) in float32, clamped to 1 (a no-op multiply). */
     const float coef = max_norm / (norm + 1e-6f);
+    return coef < 1.0f ? coef : 1.0f;
+}
+
+float hone_grad_clip(float *grads, size_t n, float max_norm) {
+    const float norm = hone_grad_norm(grads, n), coef = hone_clip_coef(norm, max_norm);
     if (coef < 1.0f) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) grads[i] *= coef;

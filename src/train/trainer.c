@@ -166,7 +166,7 @@ static hone_status run(hone_model *m, const hone_token_stream *data, const hone_
             nll += loss.sum_nll;
         }
         hone_step_info info = {.step = step + 1, .total_steps = total, .epoch = epoch, .loss = nll / (double)count};
-        info.grad_norm = hone_grad_clip(grads, n_buf, c->max_grad_norm);
+        info.grad_norm = hone_grad_norm(grads, n_buf);
         info.learning_rate = hone_lr_at(&sched, step);
         info.skipped = !isfinite(info.loss) || !isfinite(info.grad_norm);
         if (info.skipped) {
@@ -174,7 +174,8 @@ static hone_status run(hone_model *m, const hone_token_stream *data, const hone_
             bad_in_a_row++;
         } else {
             bad_in_a_row = 0;
-            hone_optim_step(&s->opt, params, grads, segs, n_segs, info.learning_rate);
+            hone_optim_step(&s->opt, params, grads, segs, n_segs, info.learning_rate,
+                            hone_clip_coef(info.grad_norm, c->max_grad_norm));
         }
         const double now = hone_now_seconds();
         info.tokens = per_step * T;

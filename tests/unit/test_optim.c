@@ -68,7 +68,7 @@ static void check_optimizer_against_torch(const char *case_name) {
     for (size_t t = 0; t < json_array_size(history); t++) {
         float *g = floats(json_array_get(grads, t), n);
         float *want = floats(json_array_get(history, t), n);
-        hone_optim_step(&opt, params, g, segs, n_segs, (float)json_number_value(json_array_get(lrs, t)));
+        hone_optim_step(&opt, params, g, segs, n_segs, (float)json_number_value(json_array_get(lrs, t)), 1.0f);
         char what[64];
         snprintf(what, sizeof what, "%s step %zu", case_name, t + 1);
         /* Bit for bit: hone repeats torch's CPU kernels operation by operation (see src/train/optim.c). */
@@ -138,7 +138,7 @@ static void test_adamw_matches_double_reference(void **state) {
         float g[N], got[N], want[N];
         for (int i = 0; i < N; i++) g[i] = hone_rng_normal(&rng) * (float)t;
         float lr = 1e-2f / (float)t;
-        hone_optim_step(&opt, params, g, segs, 2, lr);
+        hone_optim_step(&opt, params, g, segs, 2, lr, 1.0f);
         adamw_reference(p, m, v, g, 1, 6, lr, &cfg, t);
         adamw_reference(p + 6, m + 6, v + 6, g + 6, 0, 4, lr, &cfg, t);
         for (int i = 0; i < N; i++) {
@@ -158,7 +158,7 @@ static void test_adamw_first_step_is_lr_times_sign(void **state) {
     hone_optimizer opt;
     TEST_OK(hone_optim_init(&opt, &cfg, 4));
     float params[4] = {1, 1, 1, 1}, g[4] = {5e-3f, -2.0f, 300.0f, -0.25f};
-    hone_optim_step(&opt, params, g, &seg, 1, 0.1f);
+    hone_optim_step(&opt, params, g, &seg, 1, 0.1f, 1.0f);
     test_assert_close(params, (float[]){0.9f, 1.1f, 0.9f, 1.1f}, 4, 0.0f, 1e-6f, "first adamw step");
     hone_optim_free(&opt);
 }
@@ -172,7 +172,7 @@ static void test_adamw_decay_only_on_decaying_segments(void **state) {
     hone_optimizer opt;
     TEST_OK(hone_optim_init(&opt, &cfg, 4));
     float params[4] = {2, -4, 2, -4}, g[4] = {0};
-    hone_optim_step(&opt, params, g, segs, 2, 0.1f);
+    hone_optim_step(&opt, params, g, segs, 2, 0.1f, 1.0f);
     test_assert_close(params, (float[]){1.9f, -3.8f, 2, -4}, 4, 0.0f, 1e-7f, "decay");
     hone_optim_free(&opt);
 }
@@ -185,16 +185,16 @@ static void test_sgd_by_hand(void **state) {
     TEST_OK(hone_optim_init(&opt, &(hone_optim_config){.kind = HONE_OPT_SGD, .weight_decay = 0.1f}, 3));
     assert_null(opt.m);
     float params[3] = {1, 1, 1}, g[3] = {0.5f, 0.5f, 0.5f};
-    hone_optim_step(&opt, params, g, segs, 2, 0.1f);
+    hone_optim_step(&opt, params, g, segs, 2, 0.1f, 1.0f);
     /* decayed: g' = 0.5 + 0.1*1 = 0.6 → 0.94; not decayed: 0.95 */
     test_assert_close(params, (float[]){0.94f, 0.95f, 1}, 3, 0.0f, 1e-7f, "sgd");
     hone_optim_free(&opt);
 
     TEST_OK(hone_optim_init(&opt, &(hone_optim_config){.kind = HONE_OPT_SGD, .momentum = 0.9f}, 3));
     params[0] = params[1] = params[2] = 1;
-    hone_optim_step(&opt, params, g, segs, 2, 0.1f); /* buf = g = 0.5 (no dampening) → 0.95 */
+    hone_optim_step(&opt, params, g, segs, 2, 0.1f, 1.0f); /* buf = g = 0.5 (no dampening) → 0.95 */
     test_assert_close(params, (float[]){0.95f, 0.95f, 1}, 3, 0.0f, 1e-7f, "sgd momentum step 1");
-    hone_optim_step(&opt, params, g, segs, 2, 0.1f); /* buf = 0.9*0.5 + 0.5 = 0.95 → 0.855 */
+    hone_optim_step(&opt, params, g, segs, 2, 0.1f, 1.0f); /* buf = 0.9*0.5 + 0.5 = 0.95 → 0.855 */
     test_assert_close(params, (float[]){0.855f, 0.855f, 1}, 3, 0.0f, 1e-6f, "sgd momentum step 2");
     hone_optim_free(&opt);
 }
