@@ -104,6 +104,9 @@ hone_rng hone_rng_new(uint64_t seed, uint64_t stream); /* stream separates purpo
 uint64_t hone_rng_u64(hone_rng *r);
 float hone_rng_uniform(hone_rng *r);                   /* [0, 1) */
 float hone_rng_normal(hone_rng *r);                    /* standard normal */
+/* out[i] = scale × a standard normal that depends only on (r's key, r->counter + i): filled in parallel, the
+ * same values for any thread count. Advances r->counter by n. */
+void hone_rng_fill_normal(hone_rng *r, float *out, size_t n, float scale);
 
 /* ---- time ---- */
 double hone_now_seconds(void); /* monotonic */

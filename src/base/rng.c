@@ -33,6 +33,22 @@ float hone_rng_normal(hone_rng *r) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+void hone_rng_fill_normal(hone_rng *r, float *out, size_t n, float scale) {
+    const uint64_t key = r->key, base = r->counter;
+    /* Box-Muller makes two normals from two uniforms: element pair (2j, 2j+1) uses counters base + 2j and
+     * base + 2j + 1, so each pair is computed independently of the others */
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < (n + 1) / 2; j++) {
+        hone_rng pair = {key, base + 2 * j};
+        double u1 = ((double)(hone_rng_u64(&pair) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+        double u2 = (double)(hone_rng_u64(&pair) >> 11) * (1.0 / 9007199254740992.0);
+        double radius = sqrt(-2.0 * log(u1)), angle = 6.283185307179586 * u2;
+        out[2 * j] = scale * (float)(radius * cos(angle));
+        if (2 * j + 1 < n) out[2 * j + 1] = scale * (float)(radius * sin(angle));
+    }
+    r->counter = base + 2 * ((n + 1) / 2);
+}
+
 double hone_now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -242,7 +242,7 @@ hone_status hone_model_create(hone_model **out, const hone_model_config *c, uint
             for (size_t k = 0; k < t->size; k++) p[k] = v;
         } else {
             float s = (!strcmp(base, "o_w") || !strcmp(base, "proj_w")) ? proj_std : std;
-            for (size_t k = 0; k < t->size; k++) p[k] = s * hone_rng_normal(&rng);
+            hone_rng_fill_normal(&rng, p, t->size, s);
         }
     }
     return HONE_OK;

@@ -1,6 +1,8 @@
 /* base: errors, atomic files, RNG. */
-#include <string.h>
+#include <math.h>
+#include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "testutil.h"
 
@@ -58,11 +60,35 @@ static void test_rng_streams_are_reproducible_and_distinct(void **state) {
     assert_true(sumsq / 20000 > 0.95 && sumsq / 20000 < 1.05);
 }
 
+/* Parallel normal fill: the same values for any thread count, standard moments, counter advanced by n. */
+static void test_rng_fill_normal(void **state) {
+    (void)state;
+    const size_t n = 100001;
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    hone_rng r1 = hone_rng_new(5, 9), r2 = hone_rng_new(5, 9);
+    omp_set_num_threads(1);
+    hone_rng_fill_normal(&r1, a, n, 2.0f);
+    omp_set_num_threads(2);
+    hone_rng_fill_normal(&r2, b, n, 2.0f);
+    assert_memory_equal(a, b, n * sizeof(float));
+    assert_true(r1.counter == n + 1 && r2.counter == n + 1);
+    double sum = 0, sumsq = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += a[i] / 2;
+        sumsq += (double)a[i] / 2 * a[i] / 2;
+    }
+    assert_true(fabs(sum / n) < 0.02);
+    assert_true(fabs(sumsq / n - 1) < 0.02);
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_context),
         cmocka_unit_test(test_atomic_write_replaces_whole_file),
         cmocka_unit_test(test_rng_streams_are_reproducible_and_distinct),
+        cmocka_unit_test(test_rng_fill_normal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
