@@ -9,6 +9,7 @@ static const cli_command commands[] = {
     {"pretrain", "continued pre-training on token shards or JSONL input_ids", cmd_pretrain},
     {"eval", "mean next-token loss and perplexity of a model on a token file", cmd_eval},
     {"generate", "generate tokens from a prompt with a KV cache", cmd_generate},
+    {"tokenize", "JSONL text to token ids with a Hugging Face tokenizer.json (or back with --decode)", cmd_tokenize},
     {"bench", "benchmarks (bench train: one training step of a built-in model shape)", cmd_bench},
 };
 

@@ -32,6 +32,7 @@
 #include "hone/safetensors.h"
 #include "hone/settings.h"
 #include "hone/tensor.h"
+#include "hone/tokenizer.h"
 #include "hone/train.h"
 
 #endif

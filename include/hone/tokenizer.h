@@ -1,0 +1,91 @@
+/* hone/tokenizer.h — Hugging Face tokenizer.json: encode text to token ids and
+ * decode ids to text, with the same ids as the Hugging Face `tokenizers`
+ * library.
+ *
+ *     hone_tokenizer *tok;
+ *     if (hone_tokenizer_load(&tok, "models/gpt2") != HONE_OK) {   // a folder
+ * or a tokenizer.json file fprintf(stderr, "error: %s\n", hone_error()); return
+ * 1;
+ *     }
+ *     int32_t *ids; size_t n;
+ *     if (hone_tokenizer_encode(tok, "Hello world", 11, 1, &ids, &n) ==
+ * HONE_OK) {   // ids = {15496, 995} char *text; size_t len; if
+ * (hone_tokenizer_decode(tok, ids, n, 0, &text, &len) == HONE_OK) {      //
+ * "Hello world" fwrite(text, 1, len, stdout); free(text);
+ *         }
+ *         free(ids);
+ *     }
+ *     hone_tokenizer_free(tok);
+ *
+ * Supported so far (anything else in tokenizer.json is a HONE_ERR_UNSUPPORTED
+ * error naming the field, never silently ignored): model           BPE (merges
+ * as "a b" strings or ["a", "b"] pairs; unk_token, fuse_unk, ignore_merges)
+ *   normalizer      null
+ *   pre_tokenizer   ByteLevel (GPT-2 regex through PCRE2; add_prefix_space,
+ * use_regex) decoder         ByteLevel post_processor  null, ByteLevel,
+ * TemplateProcessing (single sequences), Sequence of those added_tokens special
+ * or not, lstrip, rstrip, normalized (single_word: true is not supported yet)
+ * "truncation" and "padding" in tokenizer.json are not applied, as in Hugging
+ * Face transformers, whose tokenizers ignore them unless asked to truncate or
+ * pad; callers truncate and pad themselves.
+ *
+ * A tokenizer is immutable once loaded: encode and decode may run on many
+ * threads at once.
+ */
+#ifndef HONE_TOKENIZER_H
+#define HONE_TOKENIZER_H
+
+#include "hone/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hone_tokenizer hone_tokenizer;
+
+/* Loads `path`: a tokenizer.json file, or a folder that holds one. Malformed or
+ * unsupported content is an error naming the file and the field. Duplicate keys
+ * in model.vocab (the JSON object keeps the last one) load with a warning. */
+hone_status hone_tokenizer_load(hone_tokenizer **out, const char *path);
+void hone_tokenizer_free(hone_tokenizer *tok);
+
+/* text[0..len) (UTF-8; invalid UTF-8 is a HONE_ERR_INVALID error naming the
+ * byte offset) → *ids (malloc'd, free with free(); NULL when *n is 0).
+ * add_special_tokens: apply the post-processor (e.g. BOS/EOS of a
+ * TemplateProcessing), as Hugging Face's encode(..., add_special_tokens=True).
+ * Added tokens written in the text (e.g. "<|endoftext|>") always become their
+ * ids. */
+hone_status hone_tokenizer_encode(const hone_tokenizer *tok, const char *text,
+                                  size_t len, int add_special_tokens,
+                                  int32_t **ids, size_t *n);
+
+/* ids[0..n) → *text (malloc'd, NUL-terminated, free with free()) of *len bytes.
+ * skip_special_tokens: leave out added tokens marked special. Byte sequences
+ * that are not valid UTF-8 (ids cut inside a multi-byte character) become
+ * U+FFFD, as in Hugging Face. An id outside the vocabulary is a
+ * HONE_ERR_INVALID error. */
+hone_status hone_tokenizer_decode(const hone_tokenizer *tok, const int32_t *ids,
+                                  size_t n, int skip_special_tokens,
+                                  char **text, size_t *len);
+
+/* 1 + the highest id of the vocabulary and the added tokens: the number of rows
+ * an embedding needs. */
+int32_t hone_tokenizer_vocab_size(const hone_tokenizer *tok);
+/* The id of a token given in its vocabulary form (e.g. "Ġthe" for GPT-2), or
+ * -1. */
+int32_t hone_tokenizer_token_to_id(const hone_tokenizer *tok,
+                                   const char *token);
+/* The vocabulary form of a token (NUL-terminated, owned by the tokenizer), or
+ * NULL for an unknown id. */
+const char *hone_tokenizer_id_to_token(const hone_tokenizer *tok, int32_t id);
+
+/* Tokenizes a JSONL file of {"text": ...} lines into {"ids": [...]} lines (or, with decode, {"ids"} /
+ * {"input_ids"} lines back into {"text"} lines), in parallel, one output line per non-blank input line in the
+ * same order, written atomically. Errors name the file and line. *n_lines = lines written. */
+hone_status hone_tokenize_jsonl(const hone_tokenizer *tok, const char *in_path, const char *out_path,
+                                int add_special_tokens, int decode, size_t *n_lines);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,286 @@
+/* BPE: the merge table and the merge loop of one word.
+ *
+ * A word starts as one symbol per byte (ByteLevel maps each byte to one
+ * vocabulary character). The loop repeatedly merges the adjacent pair with the
+ * lowest merge rank — the leftmost one on ties — exactly the order Hugging
+ * Face's BPE uses. Symbols form a doubly linked list over a fixed array, and
+ * candidate pairs sit in a binary min-heap keyed by (rank, position); entries
+ * made stale by an earlier merge are dropped when popped. A word of m bytes
+ * costs O(m log m), never O(m²). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer/tokenizer_internal.h"
+
+struct tok_symbol {
+  int32_t id;         /* token id; -1 once merged into its left neighbour */
+  int32_t prev, next; /* neighbours in the list, -1 at the ends */
+};
+
+struct tok_pair {
+  int32_t rank; /* merge rank of (sym[pos], sym[pos].next) when pushed */
+  int32_t pos;
+};
+
+static uint32_t merge_slot(uint64_t key, uint32_t mask) {
+  uint64_t h = key * 0x9E3779B97F4A7C15ull;
+  return (uint32_t)(h >> 32 ^ h) & mask;
+}
+
+/* Rank of merging (left, right) and the merged id, or -1 when no merge exists.
+ */
+static int32_t merge_find(const hone_tokenizer *t, int32_t left, int32_t right,
+                          int32_t *merged) {
+  uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+  for (uint32_t i = merge_slot(key, t->merge_mask);;
+       i = (i + 1) & t->merge_mask) {
+    if (t->merge_keys[i] == key) {
+      *merged = t->merge_id[i];
+      return t->merge_rank[i];
+    }
+    if (t->merge_keys[i] == UINT64_MAX)
+      return -1;
+  }
+}
+
+int32_t tok_vocab_find(const hone_tokenizer *t, const char *s, size_t n) {
+  const tok_str_index *ix = &t->vocab_index;
+  for (uint32_t i = (uint32_t)tok_hash_bytes(s, n) & ix->mask;;
+       i = (i + 1) & ix->mask) {
+    int32_t id = ix->slots[i];
+    if (id < 0)
+      return -1;
+    if (t->vocab_len[id] == n && !memcmp(t->vocab[id], s, n))
+      return id;
+  }
+}
+
+/* Splits merge i into its two halves (borrowed from the JSON, or copied into
+ * buf for the "a b" form). */
+static hone_status merge_halves(const hone_tokenizer *t, json_t *m, size_t i,
+                                char **buf, const char **a, const char **b) {
+  if (json_is_array(m)) {
+    if (json_array_size(m) != 2 || !json_is_string(json_array_get(m, 0)) ||
+        !json_is_string(json_array_get(m, 1)))
+      return hone_errorf(HONE_ERR_FORMAT,
+                         "%s: model.merges[%zu] must be a pair of strings",
+                         t->path, i);
+    *a = json_string_value(json_array_get(m, 0));
+    *b = json_string_value(json_array_get(m, 1));
+    return HONE_OK;
+  }
+  if (!json_is_string(m))
+    return hone_errorf(HONE_ERR_FORMAT,
+                       "%s: model.merges[%zu] must be a string \"a b\" or a "
+                       "pair [\"a\", \"b\"]",
+                       t->path, i);
+  const char *s = json_string_value(m);
+  const char *space = strchr(s, ' ');
+  if (!space || strchr(space + 1, ' '))
+    return hone_errorf(HONE_ERR_FORMAT,
+                       "%s: model.merges[%zu] = \"%s\" must be two tokens "
+                       "separated by one space",
+                       t->path, i, s);
+  free(*buf);
+  *buf = strdup(s);
+  if (!*buf)
+    return hone_errorf(HONE_ERR_NOMEM, "out of memory reading %s", t->path);
+  (*buf)[space - s] = 0;
+  *a = *buf;
+  *b = *buf + (space - s) + 1;
+  return HONE_OK;
+}
+
+static hone_status merge_token(const hone_tokenizer *t, const char *s, size_t n,
+                               size_t i, int32_t *id) {
+  *id = tok_vocab_find(t, s, n);
+  if (*id < 0)
+    return hone_errorf(
+        HONE_ERR_FORMAT,
+        "%s: model.merges[%zu] refers to \"%.*s\", which is not in model.vocab",
+        t->path, i, (int)n, s);
+  return HONE_OK;
+}
+
+hone_status tok_bpe_load_merges(hone_tokenizer *t, json_t *merges) {
+  size_t n = json_array_size(merges);
+  uint32_t cap = 16;
+  while (cap < 2 * n + 16)
+    cap *= 2;
+  t->merge_mask = cap - 1;
+  t->merge_keys = malloc(cap * sizeof *t->merge_keys);
+  t->merge_rank = malloc(cap * sizeof *t->merge_rank);
+  t->merge_id = malloc(cap * sizeof *t->merge_id);
+  if (!t->merge_keys || !t->merge_rank || !t->merge_id)
+    return hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu merges of %s", n,
+                       t->path);
+  memset(t->merge_keys, 0xFF, cap * sizeof *t->merge_keys);
+
+  char *buf = NULL, *joined = NULL;
+  size_t joined_cap = 0;
+  hone_status st = HONE_OK;
+  for (size_t i = 0; i < n && st == HONE_OK; i++) {
+    const char *a = NULL, *b = NULL;
+    int32_t ia, ib, im;
+    if ((st = merge_halves(t, json_array_get(merges, i), i, &buf, &a, &b)) !=
+        HONE_OK)
+      break;
+    size_t la = strlen(a), lb = strlen(b);
+    if (la + lb + 1 > joined_cap) {
+      joined_cap = 2 * (la + lb + 1);
+      char *p = realloc(joined, joined_cap);
+      if (!p) {
+        st = hone_errorf(HONE_ERR_NOMEM, "out of memory reading %s", t->path);
+        break;
+      }
+      joined = p;
+    }
+    memcpy(joined, a, la);
+    memcpy(joined + la, b, lb);
+    if ((st = merge_token(t, a, la, i, &ia)) != HONE_OK ||
+        (st = merge_token(t, b, lb, i, &ib)) != HONE_OK ||
+        (st = merge_token(t, joined, la + lb, i, &im)) != HONE_OK)
+      break;
+    /* a pair listed twice keeps its last rank, as Hugging Face's map built from
+     * the list does */
+    uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+    uint32_t s = merge_slot(key, t->merge_mask);
+    while (t->merge_keys[s] != UINT64_MAX && t->merge_keys[s] != key)
+      s = (s + 1) & t->merge_mask;
+    t->merge_keys[s] = key;
+    t->merge_rank[s] = (int32_t)i;
+    t->merge_id[s] = im;
+  }
+  free(buf);
+  free(joined);
+  return st;
+}
+
+void tok_bpe_scratch_free(tok_bpe_scratch *s) {
+  free(s->sym);
+  free(s->heap);
+  free(s->word.v);
+  memset(s, 0, sizeof *s);
+}
+
+static int pair_less(struct tok_pair a, struct tok_pair b) {
+  return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
+
+static void heap_push(struct tok_pair *h, size_t *n, struct tok_pair p) {
+  size_t i = (*n)++;
+  while (i > 0 && pair_less(p, h[(i - 1) / 2])) {
+    h[i] = h[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  h[i] = p;
+}
+
+static struct tok_pair heap_pop(struct tok_pair *h, size_t *n) {
+  struct tok_pair top = h[0], last = h[--(*n)];
+  size_t i = 0;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= *n)
+      break;
+    if (c + 1 < *n && pair_less(h[c + 1], h[c]))
+      c++;
+    if (!pair_less(h[c], last))
+      break;
+    h[i] = h[c];
+    i = c;
+  }
+  h[i] = last;
+  return top;
+}
+
+/* Pushes the pair starting at symbol `pos` when a merge exists for it. */
+static void push_pair(const hone_tokenizer *t, const struct tok_symbol *sym,
+                      struct tok_pair *h, size_t *nh, int32_t pos) {
+  int32_t next = sym[pos].next, merged;
+  if (next < 0)
+    return;
+  int32_t rank = merge_find(t, sym[pos].id, sym[next].id, &merged);
+  if (rank >= 0)
+    heap_push(h, nh, (struct tok_pair){rank, pos});
+}
+
+static hone_status grow_scratch(tok_bpe_scratch *s, size_t n) {
+  if (n <= s->sym_cap)
+    return HONE_OK;
+  size_t cap = s->sym_cap ? s->sym_cap : 64;
+  while (cap < n)
+    cap *= 2;
+  free(s->sym);
+  free(s->heap);
+  s->sym = malloc(cap * sizeof *s->sym);
+  /* each merge pushes at most 2 pairs on top of the initial m − 1 */
+  s->heap = malloc(3 * cap * sizeof *s->heap);
+  s->sym_cap = s->heap_cap = 0;
+  if (!s->sym || !s->heap)
+    return hone_errorf(HONE_ERR_NOMEM, "out of memory for a word of %zu bytes",
+                       n);
+  s->sym_cap = cap;
+  s->heap_cap = 3 * cap;
+  return HONE_OK;
+}
+
+hone_status tok_bpe_encode_word(const hone_tokenizer *t, tok_bpe_scratch *s,
+                                const uint8_t *w, size_t n, tok_ids *out) {
+  if (n > INT32_MAX / 4)
+    return hone_errorf(HONE_ERR_INVALID,
+                       "a word of %zu bytes is too long to encode", n);
+  if (t->ignore_merges) { /* a word that is itself a token is emitted whole,
+                             without merging */
+    s->word.n = 0;
+    for (size_t i = 0; i < n; i++)
+      HONE_TRY(tok_bytes_append(&s->word, t->byte_char[w[i]],
+                                t->byte_char_len[w[i]]));
+    int32_t id = tok_vocab_find(t, s->word.v, s->word.n);
+    if (id >= 0)
+      return tok_ids_push(out, id);
+  }
+  HONE_TRY(grow_scratch(s, n));
+  struct tok_symbol *sym = s->sym;
+  for (size_t i = 0; i < n; i++) {
+    int32_t id = t->byte_id[w[i]];
+    if (id < 0)
+      id = t->unk_id;
+    if (id < 0)
+      return hone_errorf(HONE_ERR_UNSUPPORTED,
+                         "%s: byte 0x%02X has no token in model.vocab and "
+                         "model.unk_token is null",
+                         t->path, w[i]);
+    sym[i] = (struct tok_symbol){id, (int32_t)i - 1,
+                                 i + 1 < n ? (int32_t)i + 1 : -1};
+  }
+  size_t nh = 0;
+  for (size_t i = 0; i + 1 < n; i++)
+    push_pair(t, sym, s->heap, &nh, (int32_t)i);
+  while (nh) {
+    struct tok_pair p = heap_pop(s->heap, &nh);
+    int32_t left = p.pos, right = sym[left].next, merged = -1;
+    if (sym[left].id < 0 || right < 0)
+      continue;
+    /* a rank names one (left, right) pair, so an unchanged rank means the entry
+     * is still current */
+    if (merge_find(t, sym[left].id, sym[right].id, &merged) != p.rank)
+      continue;
+    sym[left].id = merged;
+    sym[left].next = sym[right].next;
+    if (sym[right].next >= 0)
+      sym[sym[right].next].prev = left;
+    sym[right].id = -1;
+    if (sym[left].prev >= 0)
+      push_pair(t, sym, s->heap, &nh, sym[left].prev);
+    push_pair(t, sym, s->heap, &nh, left);
+  }
+  int prev_unk = 0;
+  for (int32_t i = 0; i >= 0; i = sym[i].next) {
+    int is_unk = sym[i].id == t->unk_id;
+    if (!(is_unk && prev_unk && t->fuse_unk))
+      HONE_TRY(tok_ids_push(out, sym[i].id));
+    prev_unk = is_unk;
+  }
+  return HONE_OK;
+}

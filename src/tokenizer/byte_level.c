@@ -1,0 +1,113 @@
+/* ByteLevel (GPT-2): every byte is written as one printable character so that
+ * BPE never sees raw bytes or spaces, and text is split into words by the GPT-2
+ * regex before BPE.
+ *
+ * The byte → character table is GPT-2's bytes_to_unicode: the printable bytes
+ * '!'..'~', '¡'..'¬' and '®'..'ÿ' stand for themselves; the 68 others
+ * (controls, space, DEL, NBSP, soft hyphen) become U+0100.. in byte order, so
+ * that a space is 'Ġ' (U+0120) and a newline 'Ċ' (U+010A). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer/tokenizer_internal.h"
+
+/* Contractions, letters, numbers and other symbols each with an optional
+ * leading space; whitespace runs keep their last space for the next word. UCP
+ * makes \s, \p{L} and \p{N} use Unicode properties. */
+static const char gpt2_pattern[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| "
+    "?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static int byte_is_printable(int b) {
+  return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+}
+
+hone_status tok_byte_level_init(hone_tokenizer *t) {
+  int extra = 0;
+  for (int i = 0; i < 324; i++)
+    t->char_byte[i] = -1;
+  for (int b = 0; b < 256; b++) {
+    uint32_t cp = byte_is_printable(b) ? (uint32_t)b : 256u + (uint32_t)extra++;
+    if (cp < 0x80) {
+      t->byte_char[b][0] = (char)cp;
+      t->byte_char_len[b] = 1;
+    } else {
+      t->byte_char[b][0] = (char)(0xC0 | cp >> 6);
+      t->byte_char[b][1] = (char)(0x80 | (cp & 0x3F));
+      t->byte_char_len[b] = 2;
+    }
+    t->char_byte[cp] = (int16_t)b;
+    t->byte_id[b] = tok_vocab_find(t, t->byte_char[b], t->byte_char_len[b]);
+  }
+  if (!t->use_regex)
+    return HONE_OK;
+  int err;
+  PCRE2_SIZE at;
+  t->regex = pcre2_compile((PCRE2_SPTR)gpt2_pattern, PCRE2_ZERO_TERMINATED,
+                           PCRE2_UTF | PCRE2_UCP, &err, &at, NULL);
+  if (!t->regex) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(err, msg, sizeof msg);
+    return hone_errorf(
+        HONE_ERR_UNSUPPORTED,
+        "%s: PCRE2 cannot compile the ByteLevel regex (offset %zu): %s",
+        t->path, (size_t)at, (const char *)msg);
+  }
+  /* JIT is several times faster; where PCRE2 was built without it the
+   * interpreter gives the same matches */
+  pcre2_jit_compile(t->regex, PCRE2_JIT_COMPLETE);
+  return HONE_OK;
+}
+
+hone_status tok_byte_level_split(const hone_tokenizer *t, pcre2_match_data *md,
+                                 const uint8_t *text, size_t n,
+                                 tok_word_fn word, void *ctx) {
+  if (!t->use_regex)
+    return n ? word(ctx, text, n) : HONE_OK;
+  size_t pos = 0;
+  while (pos < n) {
+    /* the text was validated as UTF-8 once, up front */
+    int rc = pcre2_match(t->regex, text, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+    if (rc == PCRE2_ERROR_NOMATCH)
+      return word(ctx, text + pos, n - pos);
+    if (rc < 0) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(rc, msg, sizeof msg);
+      return hone_errorf(HONE_ERR_INVALID,
+                         "ByteLevel regex failed at byte %zu: %s", pos,
+                         (const char *)msg);
+    }
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    HONE_ASSERT(
+        ov[1] >
+        ov[0]); /* no alternative of the pattern matches the empty string */
+    if (ov[0] > pos)
+      HONE_TRY(
+          word(ctx, text + pos,
+               ov[0] - pos)); /* text no alternative matched stays a word */
+    HONE_TRY(word(ctx, text + ov[0], ov[1] - ov[0]));
+    pos = ov[1];
+  }
+  return HONE_OK;
+}
+
+hone_status tok_byte_level_decode_token(const hone_tokenizer *t,
+                                        const char *tok, size_t len,
+                                        tok_bytes *out) {
+  size_t start = out->n;
+  const uint8_t *s = (const uint8_t *)tok;
+  for (size_t i = 0; i < len;) {
+    uint32_t cp;
+    size_t bad, k = tok_utf8_next(s + i, len - i, &cp, &bad);
+    if (!k || cp >= 324 ||
+        t->char_byte[cp] <
+            0) { /* not a byte character: the token stands for itself */
+      out->n = start;
+      return tok_bytes_append(out, tok, len);
+    }
+    char b = (char)t->char_byte[cp];
+    HONE_TRY(tok_bytes_append(out, &b, 1));
+    i += k;
+  }
+  return HONE_OK;
+}

@@ -1,0 +1,131 @@
+/* Tokenizing (or decoding) JSONL files line by line, in parallel, keeping the input order. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hone/data.h"
+#include "hone/tokenizer.h"
+
+#define BATCH_LINES 4096
+
+typedef struct {
+    const char *text; /* the line, not NUL-terminated */
+    size_t len;
+    size_t line_no;
+    char *out;        /* the output line (malloc'd), or NULL on error */
+    char error[256];
+} line_job;
+
+/* {"text": ...} -> {"ids": [...]} */
+static void encode_line(const hone_tokenizer *tok, line_job *j, int add_special, const char *path) {
+    json_error_t err;
+    json_t *row = json_loadb(j->text, j->len, 0, &err), *text = json_object_get(row, "text");
+    if (!row || !json_is_string(text)) {
+        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, j->line_no,
+                 !row ? "invalid JSON" : "expected an object with a string field \"text\"");
+        json_decref(row);
+        return;
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (hone_tokenizer_encode(tok, json_string_value(text), json_string_length(text), add_special, &ids, &n) !=
+        HONE_OK) {
+        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, j->line_no, hone_error());
+        json_decref(row);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
+    json_t *out = json_pack("{s:o}", "ids", arr);
+    j->out = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    json_decref(row);
+    free(ids);
+}
+
+/* {"ids": [...]} -> {"text": ...} */
+static void decode_line(const hone_tokenizer *tok, line_job *j, const char *path) {
+    json_error_t err;
+    json_t *row = json_loadb(j->text, j->len, 0, &err), *arr = json_object_get(row, "ids");
+    if (!arr) arr = json_object_get(row, "input_ids");
+    if (!row || !json_is_array(arr)) {
+        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, j->line_no,
+                 !row ? "invalid JSON" : "expected an object with an array field \"ids\"");
+        json_decref(row);
+        return;
+    }
+    size_t n = json_array_size(arr);
+    int32_t *ids = malloc(sizeof(int32_t) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
+            snprintf(j->error, sizeof j->error, "%s:%zu: ids[%zu] is not a token id", path, j->line_no, i);
+            free(ids);
+            json_decref(row);
+            return;
+        }
+        ids[i] = (int32_t)json_integer_value(v);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (hone_tokenizer_decode(tok, ids, n, 0, &text, &len) != HONE_OK) {
+        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, j->line_no, hone_error());
+    } else {
+        json_t *out = json_pack("{s:s%}", "text", text, len);
+        j->out = json_dumps(out, JSON_COMPACT);
+        json_decref(out);
+    }
+    free(text);
+    free(ids);
+    json_decref(row);
+}
+
+hone_status hone_tokenize_jsonl(const hone_tokenizer *tok, const char *in_path, const char *out_path,
+                                int add_special_tokens, int decode, size_t *n_lines) {
+    *n_lines = 0;
+    char *data;
+    size_t size;
+    HONE_TRY(hone_file_read(in_path, &data, &size));
+    hone_atomic_file af;
+    hone_status st = hone_atomic_open(&af, out_path);
+    if (st != HONE_OK) {
+        free(data);
+        return st;
+    }
+    line_job *jobs = calloc(BATCH_LINES, sizeof *jobs);
+    if (!jobs) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    size_t pos = 0, line_no = 0;
+    while (st == HONE_OK && pos < size) {
+        /* gather a batch of non-blank lines */
+        int n = 0;
+        while (n < BATCH_LINES && pos < size) {
+            const char *start = data + pos, *nl = memchr(start, '\n', size - pos);
+            size_t len = nl ? (size_t)(nl - start) : size - pos;
+            pos += len + (nl ? 1 : 0);
+            line_no++;
+            size_t k = 0;
+            while (k < len && (start[k] == ' ' || start[k] == '\t' || start[k] == '\r')) k++;
+            if (k == len) continue;
+            jobs[n++] = (line_job){.text = start, .len = len, .line_no = line_no};
+        }
+#pragma omp parallel for schedule(dynamic, 16)
+        for (int i = 0; i < n; i++) {
+            if (decode) decode_line(tok, &jobs[i], in_path);
+            else encode_line(tok, &jobs[i], add_special_tokens, in_path);
+        }
+        for (int i = 0; i < n; i++) {
+            if (st == HONE_OK && !jobs[i].out) st = hone_errorf(HONE_ERR_FORMAT, "%s", jobs[i].error);
+            if (st == HONE_OK) st = hone_atomic_write(&af, jobs[i].out, strlen(jobs[i].out));
+            if (st == HONE_OK) st = hone_atomic_write(&af, "\n", 1);
+            free(jobs[i].out);
+        }
+        *n_lines += (size_t)n;
+    }
+    free(jobs);
+    free(data);
+    if (st != HONE_OK) {
+        hone_atomic_abort(&af);
+        return st;
+    }
+    return hone_atomic_commit(&af);
+}

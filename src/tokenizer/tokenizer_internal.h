@@ -1,0 +1,170 @@
+/* Internals of the tokenizer module, shared by its files:
+ *   tokenizer_json.c  loading + validation of tokenizer.json, the public
+ * accessors bpe.c             merge table and the BPE merge loop of one word
+ *   byte_level.c      byte↔unicode table, GPT-2 regex pre-tokenizer, ByteLevel
+ * decoding of a token added_tokens.c    added tokens: loading, splitting the
+ * input on them utf8.c            UTF-8 validation and lossy repair; the
+ * growable buffers and hash the module shares encode.c          the encode /
+ * decode pipelines and the post-processor */
+#ifndef HONE_TOKENIZER_INTERNAL_H
+#define HONE_TOKENIZER_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
+#include <pcre2.h>
+
+#include "hone/tokenizer.h"
+
+/* A growable array of ids / bytes; `cap` grows by doubling. */
+typedef struct {
+  int32_t *v;
+  size_t n, cap;
+} tok_ids;
+
+typedef struct {
+  char *v;
+  size_t n, cap;
+} tok_bytes;
+
+hone_status tok_ids_push(tok_ids *a, int32_t id);
+hone_status tok_bytes_append(tok_bytes *b, const void *data, size_t n);
+
+/* Open-addressing hash from a byte string to an id, over strings owned
+ * elsewhere (strs[id], lens[id]). slots[i] = id or -1; the table is at most
+ * half full. */
+typedef struct {
+  int32_t *slots;
+  uint32_t mask;
+} tok_str_index;
+
+uint64_t tok_hash_bytes(const void *data, size_t n);
+
+/* One entry of added_tokens. Its content is matched in the raw input (there is
+ * no normalizer yet). */
+typedef struct {
+  int32_t id;
+  char *content;
+  size_t len;
+  int special, lstrip, rstrip, normalized;
+} tok_added;
+
+struct hone_tokenizer {
+  char *path; /* the tokenizer.json file, for messages */
+
+  /* model.vocab: vocab[id] (NUL-terminated, NULL for ids no key maps to),
+   * indexed by vocab_index */
+  char **vocab;
+  uint32_t *vocab_len;
+  int32_t n_vocab; /* 1 + highest id in model.vocab */
+  tok_str_index vocab_index;
+
+  /* model.merges: (left id, right id) → rank and merged id, open addressing
+   * keyed by left << 32 | right */
+  uint64_t *merge_keys; /* UINT64_MAX = empty */
+  int32_t *merge_rank, *merge_id;
+  uint32_t merge_mask;
+
+  int32_t unk_id; /* model.unk_token's id, or -1 */
+  int fuse_unk, ignore_merges;
+
+  /* ByteLevel: byte_id[b] = id of the one-character token that stands for byte
+   * b (-1 if the vocab lacks it); byte_char[b] = that character in UTF-8 (1–2
+   * bytes), byte_char_len[b] its length. */
+  int32_t byte_id[256];
+  char byte_char[256][3];
+  uint8_t byte_char_len[256];
+  int16_t char_byte[324]; /* inverse: code point of a byte character → byte, -1
+                             for other code points */
+  int add_prefix_space, use_regex;
+  pcre2_code *regex;
+
+  tok_added *added; /* sorted by id */
+  size_t n_added;
+  /* added tokens by first byte, longest first:
+   * added_by_byte[b][0..n_by_byte[b]) are indices into `added` */
+  uint32_t *added_by_byte[256];
+  uint32_t n_by_byte[256];
+
+  /* post_processor TemplateProcessing "single": ids before and after the
+   * sequence */
+  int32_t *post_prefix, *post_suffix;
+  size_t n_post_prefix, n_post_suffix;
+
+  int32_t vocab_size; /* 1 + highest id of vocab and added tokens */
+};
+
+/* ---- utf8.c ---- */
+/* Length (1–4) of the valid UTF-8 character at s[0..n), with its code point in
+ * *cp; 0 when s starts with an invalid sequence, then *bad = length of its
+ * maximal invalid prefix (≥ 1), the unit one U+FFFD replaces. */
+size_t tok_utf8_next(const uint8_t *s, size_t n, uint32_t *cp, size_t *bad);
+/* Offset of the first invalid byte of s[0..n), or n when all of it is valid
+ * UTF-8. */
+size_t tok_utf8_check(const uint8_t *s, size_t n);
+/* Appends s[0..n) to out with every maximal invalid sequence replaced by
+ * U+FFFD. */
+hone_status tok_utf8_append_lossy(tok_bytes *out, const uint8_t *s, size_t n);
+/* Unicode White_Space (what Rust's char::is_whitespace and Hugging Face's
+ * lstrip/rstrip use). */
+int tok_is_whitespace(uint32_t cp);
+
+/* ---- bpe.c ---- */
+/* Reads model.merges (array of "a b" strings or [a, b] pairs) into the merge
+ * table; both halves and their concatenation must be in the vocab. */
+hone_status tok_bpe_load_merges(hone_tokenizer *t, json_t *merges);
+/* Scratch reused across words of one encode call (never shared between
+ * threads). */
+typedef struct {
+  struct tok_symbol *sym;
+  struct tok_pair *heap;
+  size_t sym_cap, heap_cap;
+  tok_bytes word; /* the word in vocabulary form, for ignore_merges */
+} tok_bpe_scratch;
+void tok_bpe_scratch_free(tok_bpe_scratch *s);
+/* Appends the BPE tokens of one pre-token word (raw bytes w[0..n), n ≥ 1) to
+ * out. */
+hone_status tok_bpe_encode_word(const hone_tokenizer *t, tok_bpe_scratch *s,
+                                const uint8_t *w, size_t n, tok_ids *out);
+/* Vocabulary lookup of s[0..n): id or -1. */
+int32_t tok_vocab_find(const hone_tokenizer *t, const char *s, size_t n);
+
+/* ---- byte_level.c ---- */
+/* Fills byte_char / byte_char_len / byte_id (after the vocab is loaded) and
+ * compiles the GPT-2 regex. */
+hone_status tok_byte_level_init(hone_tokenizer *t);
+/* Calls word(ctx, start, len) for each pre-token of text[0..n) (valid UTF-8) in
+ * order. */
+typedef hone_status (*tok_word_fn)(void *ctx, const uint8_t *w, size_t n);
+hone_status tok_byte_level_split(const hone_tokenizer *t, pcre2_match_data *md,
+                                 const uint8_t *text, size_t n,
+                                 tok_word_fn word, void *ctx);
+/* Appends the bytes a token stands for: each character mapped back to its byte,
+ * or — when some character is not one of the 256 byte characters (e.g. an added
+ * token with a space) — the token's UTF-8 as it is. */
+hone_status tok_byte_level_decode_token(const hone_tokenizer *t,
+                                        const char *tok, size_t len,
+                                        tok_bytes *out);
+
+/* ---- added_tokens.c ---- */
+/* Reads added_tokens (validating ids, flags and content) and builds the
+ * first-byte index. */
+hone_status tok_added_load(hone_tokenizer *t, json_t *added);
+/* The added token with this id, or NULL. */
+const tok_added *tok_added_by_id(const hone_tokenizer *t, int32_t id);
+const tok_added *tok_added_by_content(const hone_tokenizer *t, const char *s,
+                                      size_t n);
+/* Splits text[0..n) on added tokens. A segment is either an added token (added
+ * != NULL; its span includes the whitespace lstrip/rstrip absorbed) or plain
+ * text between them. */
+typedef struct {
+  size_t start, end;
+  const tok_added *added;
+} tok_segment;
+typedef struct {
+  tok_segment *v;
+  size_t n, cap;
+} tok_segments;
+hone_status tok_added_split(const hone_tokenizer *t, const uint8_t *text,
+                            size_t n, tok_segments *out);
+
+#endif

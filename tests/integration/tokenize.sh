@@ -1,0 +1,33 @@
+#!/bin/sh
+# hone tokenize: JSONL text -> ids with the real GPT-2 tokenizer.json, in input order, and back with --decode.
+set -eu
+HONE=$1
+TOK=../shared/data/tokenizers/gpt2
+if [ ! -d "$TOK" ]; then
+    echo "skipping: ../shared/data is absent (the real GPT-2 tokenizer lives there)"
+    exit 77
+fi
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+printf '%s\n' '{"text": "Hello world"}' '' '{"text": " tabs\tand  spaces\n"}' '{"text": "<|endoftext|>x"}' >"$W/in.jsonl"
+"$HONE" tokenize --tokenizer "$TOK" --input "$W/in.jsonl" --output "$W/ids.jsonl" --threads 2 2>"$W/err" ||
+    fail "tokenize failed: $(cat "$W/err")"
+[ "$(wc -l <"$W/ids.jsonl")" -eq 3 ] || fail "expected 3 output lines (blank input line skipped), got $(cat "$W/ids.jsonl")"
+# GPT-2: "Hello world" = 15496, 995 (Hugging Face); the special token written in text becomes its id
+[ "$(sed -n 1p "$W/ids.jsonl")" = '{"ids":[15496,995]}' ] || fail "line 1: $(sed -n 1p "$W/ids.jsonl")"
+[ "$(sed -n 3p "$W/ids.jsonl")" = '{"ids":[50256,87]}' ] || fail "line 3: $(sed -n 3p "$W/ids.jsonl")"
+
+"$HONE" tokenize --tokenizer "$TOK/tokenizer.json" --input "$W/ids.jsonl" --output "$W/back.jsonl" --decode 2>"$W/err" ||
+    fail "decode failed: $(cat "$W/err")"
+grep -v '^$' "$W/in.jsonl" | sed 's/{"text": /{"text":/' >"$W/want.jsonl"
+cmp -s "$W/want.jsonl" "$W/back.jsonl" || fail "decode(encode(x)) != x: $(cat "$W/back.jsonl")"
+
+printf '%s\n' '{"text": "ok"}' '{"txt": "no"}' >"$W/bad.jsonl"
+if "$HONE" tokenize --tokenizer "$TOK" --input "$W/bad.jsonl" --output "$W/o.jsonl" 2>"$W/err"; then
+    fail "a line without \"text\" was accepted"
+fi
+grep -q 'bad.jsonl:2' "$W/err" || fail "the error does not name file:line: $(cat "$W/err")"
+[ ! -e "$W/o.jsonl" ] || fail "a failed run left a partial output file"
+echo "PASS: tokenize"
