@@ -9,6 +9,7 @@
  * costs O(m log m), never O(m²). */
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #include "tokenizer/tokenizer_internal.h"
 
@@ -34,11 +35,12 @@ static int32_t merge_find(const hone_tokenizer *t, int32_t left, int32_t right,
   uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
   for (uint32_t i = merge_slot(key, t->merge_mask);;
        i = (i + 1) & t->merge_mask) {
-    if (t->merge_keys[i] == key) {
-      *merged = t->merge_id[i];
-      return t->merge_rank[i];
+    const struct tok_merge *m = &t->merges[i];
+    if (m->key == key) {
+      *merged = m->id;
+      return m->rank;
     }
-    if (t->merge_keys[i] == UINT64_MAX)
+    if (m->key == UINT64_MAX)
       return -1;
   }
 }
@@ -108,13 +110,12 @@ hone_status tok_bpe_load_merges(hone_tokenizer *t, json_t *merges) {
   while (cap < 2 * n + 16)
     cap *= 2;
   t->merge_mask = cap - 1;
-  t->merge_keys = malloc(cap * sizeof *t->merge_keys);
-  t->merge_rank = malloc(cap * sizeof *t->merge_rank);
-  t->merge_id = malloc(cap * sizeof *t->merge_id);
-  if (!t->merge_keys || !t->merge_rank || !t->merge_id)
+  t->merges = malloc(cap * sizeof *t->merges);
+  if (!t->merges)
     return hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu merges of %s", n,
                        t->path);
-  memset(t->merge_keys, 0xFF, cap * sizeof *t->merge_keys);
+  for (uint32_t i = 0; i < cap; i++)
+    t->merges[i].key = UINT64_MAX;
 
   char *buf = NULL, *joined = NULL;
   size_t joined_cap = 0;
@@ -145,11 +146,9 @@ hone_status tok_bpe_load_merges(hone_tokenizer *t, json_t *merges) {
      * the list does */
     uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
     uint32_t s = merge_slot(key, t->merge_mask);
-    while (t->merge_keys[s] != UINT64_MAX && t->merge_keys[s] != key)
+    while (t->merges[s].key != UINT64_MAX && t->merges[s].key != key)
       s = (s + 1) & t->merge_mask;
-    t->merge_keys[s] = key;
-    t->merge_rank[s] = (int32_t)i;
-    t->merge_id[s] = im;
+    t->merges[s] = (struct tok_merge){key, (int32_t)i, im};
   }
   free(buf);
   free(joined);
@@ -225,8 +224,9 @@ static hone_status grow_scratch(tok_bpe_scratch *s, size_t n) {
   return HONE_OK;
 }
 
-hone_status tok_bpe_encode_word(const hone_tokenizer *t, tok_bpe_scratch *s,
-                                const uint8_t *w, size_t n, tok_ids *out) {
+/* The BPE of one word, without the cache. */
+static hone_status bpe_word(const hone_tokenizer *t, tok_bpe_scratch *s,
+                            const uint8_t *w, size_t n, tok_ids *out) {
   if (n > INT32_MAX / 4)
     return hone_errorf(HONE_ERR_INVALID,
                        "a word of %zu bytes is too long to encode", n);
@@ -282,5 +282,110 @@ hone_status tok_bpe_encode_word(const hone_tokenizer *t, tok_bpe_scratch *s,
       HONE_TRY(tok_ids_push(out, sym[i].id));
     prev_unk = is_unk;
   }
+  return HONE_OK;
+}
+
+/* ---- The word cache: per-thread BPE results, pre-token word → token ids.
+ *
+ * Natural text repeats a small set of words ("Ġthe", "Ġand", ","), and BPE of
+ * a word depends on nothing but the tokenizer and the word's bytes, so most
+ * words can skip the merge loop. The cache is direct-mapped (a colliding word
+ * replaces the entry) and bounded, and it only memoises a pure function: the
+ * ids are the same whether or not a word hits.
+ *
+ * hone_tokenizer_encode takes a const tokenizer and runs on many threads at
+ * once, so the cache is never shared: each thread has its own (a C11 tss_t
+ * whose destructor frees it when the thread exits). It belongs to one
+ * tokenizer at a time, named by the tokenizer's load serial rather than its
+ * address, which a freed and reloaded tokenizer could reuse. */
+enum {
+  CACHE_SLOTS = 65536, /* power of 2; 3.4 MB per thread */
+  CACHE_WORD_MAX = 15,  /* longer words are rare enough to not cache */
+  CACHE_IDS_MAX = 8,
+};
+
+struct tok_cache_slot {
+  uint8_t len; /* 0: empty (a word has at least one byte) */
+  uint8_t n_ids;
+  char word[CACHE_WORD_MAX];
+  int32_t ids[CACHE_IDS_MAX];
+};
+
+struct tok_word_cache {
+  uint64_t owner; /* serial of the tokenizer the entries belong to */
+  struct tok_cache_slot slot[CACHE_SLOTS];
+};
+
+static tss_t cache_key;
+static once_flag cache_once = ONCE_FLAG_INIT;
+static int cache_key_ok;
+
+static void cache_key_create(void) {
+  cache_key_ok = tss_create(&cache_key, free) == thrd_success;
+}
+
+tok_word_cache *tok_word_cache_get(const hone_tokenizer *t) {
+  call_once(&cache_once, cache_key_create);
+  if (!cache_key_ok)
+    return NULL;
+  tok_word_cache *c = tss_get(cache_key);
+  if (!c) {
+    c = malloc(sizeof *c);
+    if (!c || tss_set(cache_key, c) != thrd_success) {
+      free(c); /* encoding still works, only uncached */
+      return NULL;
+    }
+    c->owner = 0; /* serials start at 1: the slots get cleared below */
+  }
+  if (c->owner != t->serial) {
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+      c->slot[i].len = 0;
+    c->owner = t->serial;
+  }
+  return c;
+}
+
+static struct tok_cache_slot *cache_slot(tok_word_cache *c, const uint8_t *w,
+                                         size_t n) {
+  return &c->slot[tok_hash_bytes(w, n) & (CACHE_SLOTS - 1)];
+}
+
+/* On a hit, appends the cached ids of w[0..n) to out (*st = the result of
+ * appending) and returns 1; otherwise returns 0. */
+static int cache_find(tok_word_cache *c, const uint8_t *w, size_t n,
+                      tok_ids *out, hone_status *st) {
+  if (n > CACHE_WORD_MAX)
+    return 0;
+  const struct tok_cache_slot *s = cache_slot(c, w, n);
+  if (s->len != n || memcmp(s->word, w, n))
+    return 0;
+  *st = HONE_OK;
+  for (size_t i = 0; i < s->n_ids && *st == HONE_OK; i++)
+    *st = tok_ids_push(out, s->ids[i]);
+  return 1;
+}
+
+/* Remembers ids[0..n_ids) as the BPE of w[0..n), unless either is too long. */
+static void cache_put(tok_word_cache *c, const uint8_t *w, size_t n,
+                      const int32_t *ids, size_t n_ids) {
+  if (n > CACHE_WORD_MAX || n_ids > CACHE_IDS_MAX)
+    return;
+  struct tok_cache_slot *s = cache_slot(c, w, n);
+  s->len = (uint8_t)n;
+  s->n_ids = (uint8_t)n_ids;
+  memcpy(s->word, w, n);
+  memcpy(s->ids, ids, n_ids * sizeof *ids);
+}
+
+hone_status tok_bpe_encode_word(const hone_tokenizer *t, tok_bpe_scratch *s,
+                                const uint8_t *w, size_t n, tok_ids *out) {
+  hone_status st = HONE_OK;
+  if (!s->cache)
+    return bpe_word(t, s, w, n, out);
+  if (cache_find(s->cache, w, n, out, &st))
+    return st;
+  size_t start = out->n;
+  HONE_TRY(bpe_word(t, s, w, n, out));
+  cache_put(s->cache, w, n, out->v + start, out->n - start);
   return HONE_OK;
 }

@@ -55,7 +55,7 @@ hone_status tok_byte_level_init(hone_tokenizer *t) {
   }
   /* JIT is several times faster; where PCRE2 was built without it the
    * interpreter gives the same matches */
-  pcre2_jit_compile(t->regex, PCRE2_JIT_COMPLETE);
+  t->regex_jit = pcre2_jit_compile(t->regex, PCRE2_JIT_COMPLETE) == 0;
   return HONE_OK;
 }
 
@@ -66,8 +66,12 @@ hone_status tok_byte_level_split(const hone_tokenizer *t, pcre2_match_data *md,
     return n ? word(ctx, text, n) : HONE_OK;
   size_t pos = 0;
   while (pos < n) {
-    /* the text was validated as UTF-8 once, up front */
-    int rc = pcre2_match(t->regex, text, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+    /* the text was validated as UTF-8 once, up front; pcre2_jit_match skips
+     * pcre2_match's per-call checks, which cost as much as a short match */
+    int rc = t->regex_jit
+                 ? pcre2_jit_match(t->regex, text, n, pos, 0, md, NULL)
+                 : pcre2_match(t->regex, text, n, pos, PCRE2_NO_UTF_CHECK, md,
+                               NULL);
     if (rc == PCRE2_ERROR_NOMATCH)
       return word(ctx, text + pos, n - pos);
     if (rc < 0) {

@@ -69,7 +69,7 @@ hone_status hone_tokenizer_encode(const hone_tokenizer *t, const char *text,
         "invalid UTF-8 at byte %zu of the text to encode (byte 0x%02X)", bad,
         (uint8_t)text[bad]);
   tok_ids out = {0};
-  encode_ctx ctx = {t, {0}, &out};
+  encode_ctx ctx = {t, {.cache = tok_word_cache_get(t)}, &out};
   tok_segments segs = {0};
   tok_bytes prefixed = {0};
   pcre2_match_data *md = NULL;

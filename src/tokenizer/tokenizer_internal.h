@@ -1,6 +1,7 @@
 /* Internals of the tokenizer module, shared by its files:
  *   tokenizer_json.c  loading + validation of tokenizer.json, the public
- * accessors bpe.c             merge table and the BPE merge loop of one word
+ * accessors bpe.c             merge table, the BPE merge loop of one word and
+ * the per-thread word cache in front of it
  *   byte_level.c      byte↔unicode table, GPT-2 regex pre-tokenizer, ByteLevel
  * decoding of a token added_tokens.c    added tokens: loading, splitting the
  * input on them utf8.c            UTF-8 validation and lossy repair; the
@@ -59,9 +60,12 @@ struct hone_tokenizer {
   tok_str_index vocab_index;
 
   /* model.merges: (left id, right id) → rank and merged id, open addressing
-   * keyed by left << 32 | right */
-  uint64_t *merge_keys; /* UINT64_MAX = empty */
-  int32_t *merge_rank, *merge_id;
+   * keyed by left << 32 | right; key, rank and id share a slot so that a
+   * lookup touches one cache line */
+  struct tok_merge {
+    uint64_t key; /* UINT64_MAX = empty */
+    int32_t rank, id;
+  } *merges;
   uint32_t merge_mask;
 
   int32_t unk_id; /* model.unk_token's id, or -1 */
@@ -77,6 +81,7 @@ struct hone_tokenizer {
                              for other code points */
   int add_prefix_space, use_regex;
   pcre2_code *regex;
+  int regex_jit; /* regex was JIT-compiled: match with pcre2_jit_match */
 
   tok_added *added; /* sorted by id */
   size_t n_added;
@@ -91,6 +96,7 @@ struct hone_tokenizer {
   size_t n_post_prefix, n_post_suffix;
 
   int32_t vocab_size; /* 1 + highest id of vocab and added tokens */
+  uint64_t serial;    /* unique per load (from 1): names the word caches' owner */
 };
 
 /* ---- utf8.c ---- */
@@ -109,6 +115,12 @@ hone_status tok_utf8_append_lossy(tok_bytes *out, const uint8_t *s, size_t n);
 int tok_is_whitespace(uint32_t cp);
 
 /* ---- bpe.c ---- */
+typedef struct tok_word_cache tok_word_cache;
+/* The calling thread's word cache, emptied first if it held another
+ * tokenizer's words; NULL when none can be allocated (then nothing is cached).
+ * Valid until the thread exits; never pass it to another thread. */
+tok_word_cache *tok_word_cache_get(const hone_tokenizer *t);
+
 /* Reads model.merges (array of "a b" strings or [a, b] pairs) into the merge
  * table; both halves and their concatenation must be in the vocab. */
 hone_status tok_bpe_load_merges(hone_tokenizer *t, json_t *merges);
@@ -119,6 +131,7 @@ typedef struct {
   struct tok_pair *heap;
   size_t sym_cap, heap_cap;
   tok_bytes word; /* the word in vocabulary form, for ignore_merges */
+  tok_word_cache *cache; /* this thread's, or NULL */
 } tok_bpe_scratch;
 void tok_bpe_scratch_free(tok_bpe_scratch *s);
 /* Appends the BPE tokens of one pre-token word (raw bytes w[0..n), n ≥ 1) to

@@ -1,6 +1,7 @@
 /* Loading tokenizer.json: every field that changes the ids is read and
  * validated; anything this module cannot honour yet is a HONE_ERR_UNSUPPORTED
  * error naming the field. Also the small public accessors. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -341,6 +342,9 @@ static hone_status load_root(hone_tokenizer *t, json_t *root) {
   return HONE_OK;
 }
 
+/* Load serials name a tokenizer in the per-thread word caches (word_cache.c). */
+static atomic_uint_fast64_t next_serial;
+
 hone_status hone_tokenizer_load(hone_tokenizer **out, const char *path) {
   *out = NULL;
   char *file = hone_dir_exists(path) ? hone_path_join(path, "tokenizer.json")
@@ -374,6 +378,7 @@ hone_status hone_tokenizer_load(hone_tokenizer **out, const char *path) {
     return hone_errorf(HONE_ERR_NOMEM, "out of memory loading %s", path);
   }
   t->path = file;
+  t->serial = atomic_fetch_add(&next_serial, 1) + 1;
   hone_status st = load_root(t, root);
   json_decref(root);
   if (st != HONE_OK) {
@@ -392,9 +397,7 @@ void hone_tokenizer_free(hone_tokenizer *t) {
   free(t->vocab);
   free(t->vocab_len);
   free(t->vocab_index.slots);
-  free(t->merge_keys);
-  free(t->merge_rank);
-  free(t->merge_id);
+  free(t->merges);
   if (t->regex)
     pcre2_code_free(t->regex);
   for (size_t i = 0; i < t->n_added; i++)
