@@ -23,6 +23,7 @@ test: build
 # Benchmarks against PyTorch (needs Debian's python3-torch); not part of the test suite.
 bench: build
 	sh bench/train_step.sh
+	sh bench/tokenize.sh
 
 # Regenerate the PyTorch reference fixtures in tests/fixtures (needs Debian's python3-torch).
 fixtures:
