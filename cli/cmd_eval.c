@@ -6,7 +6,8 @@
 static const hone_key_spec keys[] = {
     {"model", HONE_KEY_STRING, NULL, "Hugging Face model folder"},
     {"base_model", HONE_KEY_STRING, NULL, "same as --model"},
-    {"data", HONE_KEY_STRING, NULL, "token file: llm.c shard (.bin) or JSONL rows with \"input_ids\""},
+    {"data", HONE_KEY_STRING, NULL, "llm.c shard (.bin), text (.txt), or JSONL rows with \"input_ids\" or \"text\""},
+    {"tokenizer", HONE_KEY_STRING, NULL, "tokenizer.json (or its folder) for text data (default: the model folder's)"},
     {"sequence_len", HONE_KEY_INT, "512", "tokens per block (the last partial block counts when >= 2 tokens)"},
     {"micro_batch_size", HONE_KEY_INT, "1", "blocks per forward pass"},
     {"json", HONE_KEY_BOOL, "false", "print one JSON object on stdout"},
@@ -31,7 +32,8 @@ int cmd_eval(int argc, char **argv) {
     if (!cli_threads(s, "eval")) goto done;
     hone_eval_result r;
     if (hone_model_load(&m, model_dir) != HONE_OK ||
-        hone_tokens_load(&data, hone_settings_str(s, "data"), hone_model_get_config(m)->vocab_size) != HONE_OK ||
+        hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"), NULL) !=
+            HONE_OK ||
         hone_eval_tokens(m, &data, (int)hone_settings_int(s, "sequence_len"),
                          (int)hone_settings_int(s, "micro_batch_size"), &r) != HONE_OK) {
         cli_fail("eval");

@@ -6,7 +6,8 @@
 static const hone_key_spec keys[] = {
     {"model", HONE_KEY_STRING, NULL, "Hugging Face model folder to start from"},
     {"base_model", HONE_KEY_STRING, NULL, "same as --model (axolotl's name)"},
-    {"data", HONE_KEY_STRING, NULL, "token file: llm.c shard (.bin) or JSONL rows with \"input_ids\""},
+    {"data", HONE_KEY_STRING, NULL, "llm.c shard (.bin), text (.txt), or JSONL rows with \"input_ids\" or \"text\""},
+    {"tokenizer", HONE_KEY_STRING, NULL, "tokenizer.json (or its folder) for text data (default: the model folder's)"},
     {"output_dir", HONE_KEY_STRING, NULL, "where metrics.jsonl, checkpoints and the final model go"},
     CLI_TRAIN_KEYS,
     CLI_THREADS_KEY,
@@ -40,7 +41,8 @@ int cmd_pretrain(int argc, char **argv) {
     if (!cli_threads(s, "pretrain")) goto done;
     tc.output_dir = hone_settings_str(s, "output_dir");
     if (hone_model_load(&m, model_dir) != HONE_OK ||
-        hone_tokens_load(&data, hone_settings_str(s, "data"), hone_model_get_config(m)->vocab_size) != HONE_OK) {
+        hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"), NULL) !=
+            HONE_OK) {
         cli_fail("pretrain");
         goto done;
     }

@@ -5,11 +5,18 @@
  * header[2] = token count, file size exactly 1024 + count × item size) or JSONL rows {"input_ids": [...]}
  * (one document per line, concatenated in file order; blank lines skipped; other keys ignored). The format
  * follows the extension: .bin, or .jsonl / .json. Every id is checked against the vocabulary size.
+ *
+ * With a tokenizer (hone_tokens_load_text), text works too: a .txt file is one document, and JSONL rows may hold
+ * {"text": "..."} instead of "input_ids". Text is encoded as Hugging Face's tokenizer(text) does (with the
+ * post-processor's special tokens, e.g. Llama's BOS), and the end-of-sequence id follows every text document
+ * when there is one (unless the post-processor already put it there).
  */
 #ifndef HONE_DATA_H
 #define HONE_DATA_H
 
 #include "hone/base.h"
+#include "hone/model.h"
+#include "hone/tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,6 +33,26 @@ typedef struct {
  * *s is left empty. */
 hone_status hone_tokens_load(hone_token_stream *s, const char *path, int vocab_size);
 void hone_tokens_free(hone_token_stream *s);
+
+typedef struct {
+    const hone_tokenizer *tokenizer; /* NULL: text is an error that says a tokenizer is needed */
+    int32_t eos_id;                  /* appended after each text document; -1 = none */
+} hone_text_options;
+
+/* hone_tokens_load that also accepts text (.txt files, JSONL {"text"} rows); text may be NULL. */
+hone_status hone_tokens_load_text(hone_token_stream *s, const char *path, int vocab_size,
+                                  const hone_text_options *text);
+
+/* The tokenizer for a model: the one at tokenizer_path (tokenizer.json or a folder) when given, else the
+ * tokenizer.json beside the model's weights; *out = NULL (and HONE_OK) when there is none. */
+hone_status hone_model_tokenizer(hone_tokenizer **out, const hone_model *m, const char *tokenizer_path);
+
+/* Loads a data file for a model: token files as they are; text (.txt, JSONL {"text"}) with the tokenizer at
+ * tokenizer_path (tokenizer.json or a folder), or else the model folder's tokenizer.json, and the model's EOS
+ * after each document. *tok_out (may be NULL) receives the tokenizer used, or NULL; free it with
+ * hone_tokenizer_free. */
+hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, const hone_model *m,
+                                       const char *tokenizer_path, hone_tokenizer **tok_out);
 
 /* Writes an llm.c shard (version 7 / uint32 when any id >= 65536, else version 1 / uint16), atomically. */
 hone_status hone_tokens_write_shard(const char *path, const int32_t *tokens, size_t n);

@@ -78,6 +78,8 @@ void hone_model_free(hone_model *m);
 hone_status hone_model_save(const hone_model *m, const char *dir);
 
 const hone_model_config *hone_model_get_config(const hone_model *m);
+/* The folder the model was loaded from, or NULL for a model made in memory. */
+const char *hone_model_source_dir(const hone_model *m);
 size_t hone_model_num_params(const hone_model *m);
 float *hone_model_params(hone_model *m);
 float *hone_model_grads(hone_model *m); /* NULL until prepared for training */

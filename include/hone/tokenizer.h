@@ -85,6 +85,16 @@ const char *hone_tokenizer_id_to_token(const hone_tokenizer *tok, int32_t id);
 hone_status hone_tokenize_jsonl(const hone_tokenizer *tok, const char *in_path, const char *out_path,
                                 int add_special_tokens, int decode, size_t *n_lines);
 
+/* Streaming decode for generation: push each generated id and get the text it adds (malloc'd, NUL-terminated,
+ * possibly empty), always whole UTF-8 characters — a character split across tokens comes out once its last
+ * token has arrived. Flush at the end for whatever is held back. The pieces concatenated equal
+ * hone_tokenizer_decode of all the ids. (Each push decodes the ids so far: O(n²) over a generation.) */
+typedef struct hone_decode_stream hone_decode_stream;
+hone_status hone_decode_stream_new(hone_decode_stream **out, const hone_tokenizer *tok);
+void hone_decode_stream_free(hone_decode_stream *d);
+hone_status hone_decode_stream_push(hone_decode_stream *d, int32_t id, char **piece, size_t *len);
+hone_status hone_decode_stream_flush(hone_decode_stream *d, char **piece, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -119,8 +119,50 @@ static hone_status append_ids(hone_token_stream *s, size_t *cap, const json_t *i
     return HONE_OK;
 }
 
+/* Appends n ids, checking each against the vocabulary (where = "file:line" for messages). */
+static hone_status append_raw(hone_token_stream *s, size_t *cap, const int32_t *ids, size_t n, const char *where,
+                              int vocab_size) {
+    if (s->n_tokens + n > *cap) {
+        size_t new_cap = *cap ? *cap : 4096;
+        while (new_cap < s->n_tokens + n) new_cap *= 2;
+        int32_t *grown = hone_alloc(new_cap * sizeof(int32_t));
+        if (!grown) return hone_error_context(HONE_ERR_NOMEM, "%s", where);
+        if (s->n_tokens) memcpy(grown, s->tokens, s->n_tokens * sizeof(int32_t));
+        hone_free(s->tokens);
+        s->tokens = grown;
+        *cap = new_cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (vocab_size > 0 && ids[i] >= vocab_size)
+            return hone_errorf(HONE_ERR_INVALID,
+                               "%s: the tokenizer produced id %d, outside the model's vocabulary (size %d): the "
+                               "tokenizer does not belong to this model",
+                               where, ids[i], vocab_size);
+        s->tokens[s->n_tokens++] = ids[i];
+    }
+    return HONE_OK;
+}
+
+/* One text document: tokenizer(text) then EOS. */
+static hone_status append_text(hone_token_stream *s, size_t *cap, const char *text, size_t len, const char *where,
+                               int vocab_size, const hone_text_options *opt) {
+    if (!opt || !opt->tokenizer)
+        return hone_errorf(HONE_ERR_INVALID,
+                           "%s: text needs a tokenizer: put tokenizer.json in the model folder or give --tokenizer",
+                           where);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    hone_status st = hone_tokenizer_encode(opt->tokenizer, text, len, 1, &ids, &n);
+    if (st != HONE_OK) return hone_error_context(st, "%s", where);
+    st = append_raw(s, cap, ids, n, where, vocab_size);
+    if (st == HONE_OK && opt->eos_id >= 0 && (n == 0 || ids[n - 1] != opt->eos_id))
+        st = append_raw(s, cap, &opt->eos_id, 1, where, vocab_size);
+    free(ids);
+    return st;
+}
+
 static hone_status parse_row(hone_token_stream *s, size_t *cap, const char *text, size_t len, const char *path,
-                             size_t line, int vocab_size) {
+                             size_t line, int vocab_size, const hone_text_options *opt) {
     json_error_t err;
     json_t *row = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!row)
@@ -128,10 +170,15 @@ static hone_status parse_row(hone_token_stream *s, size_t *cap, const char *text
                            err.text);
     hone_status st = HONE_OK;
     const json_t *ids = json_is_object(row) ? json_object_get(row, "input_ids") : NULL;
+    const json_t *doc = json_is_object(row) ? json_object_get(row, "text") : NULL;
     if (!json_is_object(row))
-        st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: expected a JSON object with \"input_ids\" (one per line)",
+        st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: expected a JSON object with \"input_ids\" or \"text\" (one per line)",
                          path, line);
-    else if (!ids) st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: missing \"input_ids\"", path, line);
+    else if (!ids && json_is_string(doc)) {
+        char where[512];
+        snprintf(where, sizeof where, "%s:%zu", path, line);
+        st = append_text(s, cap, json_string_value(doc), json_string_length(doc), where, vocab_size, opt);
+    } else if (!ids) st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: missing \"input_ids\" (or a string \"text\")", path, line);
     else if (!json_is_array(ids))
         st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: \"input_ids\" is not an array of integers", path, line);
     else st = append_ids(s, cap, ids, path, line, vocab_size);
@@ -145,7 +192,8 @@ static int is_blank(const uint8_t *p, size_t n) {
     return 1;
 }
 
-static hone_status load_jsonl(hone_token_stream *s, const char *path, int vocab_size) {
+static hone_status load_jsonl(hone_token_stream *s, const char *path, int vocab_size,
+                              const hone_text_options *opt) {
     hone_mapped_file f;
     HONE_TRY(hone_file_map(&f, path));
     hone_status st = HONE_OK;
@@ -155,7 +203,7 @@ static hone_status load_jsonl(hone_token_stream *s, const char *path, int vocab_
         size_t len = nl ? (size_t)(nl - start) : f.size - pos;
         pos += len + 1;
         if (is_blank(start, len)) continue;
-        st = parse_row(s, &cap, (const char *)start, len, path, line + 1, vocab_size);
+        st = parse_row(s, &cap, (const char *)start, len, path, line + 1, vocab_size, opt);
         s->n_documents++;
     }
     hone_file_unmap(&f);
@@ -167,15 +215,32 @@ static int has_suffix(const char *s, const char *suffix) {
     return a >= b && !strcasecmp(s + a - b, suffix);
 }
 
+/* A .txt file is one document. */
+static hone_status load_txt(hone_token_stream *s, const char *path, int vocab_size, const hone_text_options *opt) {
+    hone_mapped_file f;
+    HONE_TRY(hone_file_map(&f, path));
+    size_t cap = 0;
+    hone_status st = append_text(s, &cap, (const char *)f.data, f.size, path, vocab_size, opt);
+    s->n_documents = 1;
+    hone_file_unmap(&f);
+    return st;
+}
+
 hone_status hone_tokens_load(hone_token_stream *s, const char *path, int vocab_size) {
+    return hone_tokens_load_text(s, path, vocab_size, NULL);
+}
+
+hone_status hone_tokens_load_text(hone_token_stream *s, const char *path, int vocab_size,
+                                  const hone_text_options *text) {
     memset(s, 0, sizeof *s);
     hone_status st;
     if (has_suffix(path, ".bin")) st = load_shard(s, path, vocab_size);
-    else if (has_suffix(path, ".jsonl") || has_suffix(path, ".json")) st = load_jsonl(s, path, vocab_size);
+    else if (has_suffix(path, ".jsonl") || has_suffix(path, ".json")) st = load_jsonl(s, path, vocab_size, text);
+    else if (has_suffix(path, ".txt")) st = load_txt(s, path, vocab_size, text);
     else
         return hone_errorf(HONE_ERR_UNSUPPORTED,
-                           "%s: unknown token file format (accepted: .bin llm.c shards, or .jsonl/.json with one "
-                           "{\"input_ids\": [...]} object per line)",
+                           "%s: unknown token file format (accepted: .bin llm.c shards, .txt text, or .jsonl/.json "
+                           "with one {\"input_ids\": [...]} or {\"text\": \"...\"} object per line)",
                            path);
     if (st != HONE_OK) hone_tokens_free(s);
     return st;
@@ -225,3 +290,4 @@ hone_status hone_tokens_write_shard(const char *path, const int32_t *tokens, siz
     }
     return hone_atomic_commit(&af);
 }
+

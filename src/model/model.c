@@ -465,6 +465,7 @@ hone_status hone_model_save(const hone_model *m, const char *dir) {
 /* ---- accessors ---------------------------------------------------------------------------------------------- */
 
 const hone_model_config *hone_model_get_config(const hone_model *m) { return &m->cfg; }
+const char *hone_model_source_dir(const hone_model *m) { return m->source_dir; }
 size_t hone_model_num_params(const hone_model *m) {
     size_t n = 0;
     for (size_t i = 0; i < m->n_tensors; i++) n += m->tensors[i].size;

@@ -90,4 +90,21 @@ last=$(tail -n 1 "$W/trained/metrics.jsonl" | json_num loss)
 num_cmp "$last" "<" "$first" || fail "tiny_gpt2 training loss went from $first to $last"
 echo "   ok: $first -> $last"
 
+check "fake_gpt2 with its tokenizer.json: text data and text prompts"
+# the same text as a .txt file and as a JSONL {"text"} row gives the same tokens, hence the same loss
+printf 'It was the best of times, it was the worst of times.' >"$W/doc.txt"
+printf '{"text": "It was the best of times, it was the worst of times."}\n' >"$W/doc.jsonl"
+run_ok "eval .txt" "$HONE" eval --model "$FAKE" --data "$W/doc.txt" --sequence-len 64 --json --threads 1
+cp "$W/stdout" "$W/txt_eval"
+run_ok "eval text jsonl" "$HONE" eval --model "$FAKE" --data "$W/doc.jsonl" --sequence-len 64 --json --threads 1
+cmp -s "$W/stdout" "$W/txt_eval" || fail "the .txt and the JSONL text row evaluate differently"
+# 14 GPT-2 tokens + EOS = 15 tokens in one block: 14 predictions
+grep -q '"tokens": 14' "$W/stdout" || fail "expected 14 predicted tokens: $(cat "$W/stdout")"
+run_ok "generate from text" "$HONE" generate --model "$FAKE" --prompt "Hello, my name is" --max-new-tokens 5 --json \
+    --threads 1
+grep -q '"text": ' "$W/stdout" || fail "generate --prompt --json prints no text: $(cat "$W/stdout")"
+run_ok "pretrain on text" "$HONE" pretrain --model "$FAKE" --data "$W/doc.txt" --output-dir "$W/fake_text" \
+    --sequence-len 7 --max-steps 1 --threads 1
+[ -f "$W/fake_text/tokenizer.json" ] || fail "the trained folder lacks the tokenizer files"
+
 echo "PASS: real_hf_models"
