@@ -141,9 +141,12 @@ expect_error "pretrain checks ids too" "oov.jsonl:2: token id 300" \
 printf '{"input_ids": [1, 2, 3]}\n{"input_ids": [1, 2\n' >"$W/badline.jsonl"
 expect_error "JSONL line that is not JSON" "badline.jsonl:2: invalid JSON" \
     "$HONE" eval --model "$M" --data "$W/badline.jsonl"
-printf '{"text": "hello"}\n' >"$W/noids.jsonl"
-expect_error "JSONL row without input_ids" 'noids.jsonl:1: missing "input_ids"' \
+printf '{"txt": "hello"}\n' >"$W/noids.jsonl"
+expect_error "JSONL row without input_ids or text" 'noids.jsonl:1: missing "input_ids" (or a string "text")' \
     "$HONE" eval --model "$M" --data "$W/noids.jsonl"
+printf '{"text": "hello"}\n' >"$W/text.jsonl"
+expect_error "text rows for a model without tokenizer.json" 'text.jsonl:1: text needs a tokenizer' \
+    "$HONE" eval --model "$M" --data "$W/text.jsonl"
 printf '{"input_ids": [1, -2, 3]}\n' >"$W/neg.jsonl"
 expect_error "negative id" "neg.jsonl:1: input_ids[1] = -2 is negative" "$HONE" eval --model "$M" --data "$W/neg.jsonl"
 printf '{"input_ids": [1, 2.5, 3]}\n' >"$W/float.jsonl"

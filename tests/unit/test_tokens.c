@@ -157,8 +157,8 @@ static void test_jsonl_errors_name_the_line(void **state) {
 static void test_unknown_extension(void **state) {
     (void)state;
     hone_token_stream s;
-    TEST_FAILS_WITH(hone_tokens_load(&s, "data/tokens.txt", 0), "data/tokens.txt: unknown token file format");
-    TEST_FAILS_WITH(hone_tokens_load(&s, "data/tokens.txt", 0), ".bin llm.c shards, or .jsonl/.json");
+    TEST_FAILS_WITH(hone_tokens_load(&s, "data/tokens.csv", 0), "data/tokens.csv: unknown token file format");
+    TEST_FAILS_WITH(hone_tokens_load(&s, "data/tokens.csv", 0), ".bin llm.c shards, .txt text, or .jsonl/.json");
 }
 
 int main(void) {
