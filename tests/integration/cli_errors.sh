@@ -154,9 +154,9 @@ expect_error "fractional id" "float.jsonl:1: input_ids[1] is not an integer" \
     "$HONE" eval --model "$M" --data "$W/float.jsonl"
 printf '{"input_ids": [7]}\n' >"$W/one.jsonl"
 expect_error "a single token cannot be scored" "at least 2 are needed" "$HONE" eval --model "$M" --data "$W/one.jsonl"
-printf '116 104 101\n' >"$W/ids.txt"
-expect_error "unknown token file extension" "ids.txt: unknown token file format" \
-    "$HONE" eval --model "$M" --data "$W/ids.txt"
+printf '116 104 101\n' >"$W/ids.csv"
+expect_error "unknown token file extension" "ids.csv: unknown token file format" \
+    "$HONE" eval --model "$M" --data "$W/ids.csv"
 
 echo "== generate"
 expect_error "--prompt text is not supported yet" "not supported yet; give the prompt as --prompt-ids" \
