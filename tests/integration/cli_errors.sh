@@ -159,9 +159,11 @@ expect_error "unknown token file extension" "ids.csv: unknown token file format"
     "$HONE" eval --model "$M" --data "$W/ids.csv"
 
 echo "== generate"
-expect_error "--prompt text is not supported yet" "not supported yet; give the prompt as --prompt-ids" \
+expect_error "--prompt text for a model without tokenizer.json" "has no tokenizer.json; give --tokenizer" \
     "$HONE" generate --model "$M" --prompt "the cat"
-expect_error "no prompt" "missing required option --prompt-ids" "$HONE" generate --model "$M"
+expect_error "no prompt" "give exactly one of --prompt TEXT and --prompt-ids" "$HONE" generate --model "$M"
+expect_error "both prompts" "give exactly one of --prompt TEXT and --prompt-ids" \
+    "$HONE" generate --model "$M" --prompt "the cat" --prompt-ids 1
 expect_error "prompt id that is not a number" "--prompt-ids item 2 ('x') is not a token id" \
     "$HONE" generate --model "$M" --prompt-ids 1,x,3
 expect_error "negative prompt id" "--prompt-ids item 1 ('-1') is not a token id" \
