@@ -18,13 +18,22 @@
  *     hone_tokenizer_free(tok);
  *
  * Supported so far (anything else in tokenizer.json is a HONE_ERR_UNSUPPORTED
- * error naming the field, never silently ignored): model           BPE (merges
- * as "a b" strings or ["a", "b"] pairs; unk_token, fuse_unk, ignore_merges)
- *   normalizer      null
+ * error naming the field, never silently ignored):
+ *   model           BPE: merges as "a b" strings or ["a", "b"] pairs;
+ *                   unk_token, fuse_unk, ignore_merges, byte_fallback
+ *                   (<0xXX> tokens) over plain UTF-8 vocabularies
+ *   normalizer      null, Prepend, Replace (String patterns), or a Sequence
+ *                   of those (Llama 2, Mistral, TinyLlama)
  *   pre_tokenizer   ByteLevel (GPT-2 regex through PCRE2; add_prefix_space,
- * use_regex) decoder         ByteLevel post_processor  null, ByteLevel,
- * TemplateProcessing (single sequences), Sequence of those added_tokens special
- * or not, lstrip, rstrip, normalized (single_word: true is not supported yet)
+ *                   use_regex), Metaspace (replacement, prepend_scheme,
+ *                   split), or null (the normalized segment is one word)
+ *   decoder         ByteLevel; Replace (String), ByteFallback, Fuse, Strip,
+ *                   Metaspace, or a Sequence of those
+ *   post_processor  null, ByteLevel, TemplateProcessing (single sequences),
+ *                   or a Sequence of those
+ *   added_tokens    special or not; lstrip, rstrip, normalized (normalized
+ *                   ones are matched in the normalized text by their
+ *                   normalized content); single_word: true is not supported
  * "truncation" and "padding" in tokenizer.json are not applied, as in Hugging
  * Face transformers, whose tokenizers ignore them unless asked to truncate or
  * pad; callers truncate and pad themselves.

@@ -179,24 +179,24 @@ static uint32_t char_before(const uint8_t *text, size_t end, size_t *start) {
 
 /* One matching pass over text[a..b): appends the added tokens with this
  * `normalized` flag and the plain pieces between them. */
-static hone_status split_pass(const hone_tokenizer *t, const uint8_t *text,
-                              size_t a, size_t b, int normalized,
-                              tok_segments *out) {
+hone_status tok_added_split_pass(const hone_tokenizer *t, const uint8_t *text,
+                                 size_t a, size_t b, int normalized,
+                                 tok_segments *out) {
   size_t last = a; /* end of the previous match */
   for (size_t pos = a; pos < b;) {
     const tok_added *hit = NULL;
     uint8_t c = text[pos];
-    for (uint32_t k = 0; k < t->n_by_byte[c] && !hit; k++) {
-      const tok_added *cand = &t->added[t->added_by_byte[c][k]];
-      if (cand->normalized == normalized && cand->len <= b - pos &&
-          !memcmp(text + pos, cand->content, cand->len))
+    for (uint32_t k = 0; k < t->n_match_by_byte[c] && !hit; k++) {
+      const tok_added *cand = &t->added[t->match_by_byte[c][k]];
+      if (cand->normalized == normalized && cand->match_len <= b - pos &&
+          !memcmp(text + pos, cand->match, cand->match_len))
         hit = cand;
     }
     if (!hit) {
       pos++;
       continue;
     }
-    size_t start = pos, end = pos + hit->len;
+    size_t start = pos, end = pos + hit->match_len;
     while (hit->lstrip && start > last) {
       size_t prev;
       if (!tok_is_whitespace(char_before(text, start, &prev)))
@@ -223,12 +223,72 @@ hone_status tok_added_split(const hone_tokenizer *t, const uint8_t *text,
   if (!t->n_added)
     return push_segment(out, 0, n, NULL);
   tok_segments raw = {0};
-  hone_status st = split_pass(t, text, 0, n, 0, &raw);
+  hone_status st = tok_added_split_pass(t, text, 0, n, 0, &raw);
   for (size_t i = 0; i < raw.n && st == HONE_OK; i++) {
     tok_segment s = raw.v[i];
     st = s.added ? push_segment(out, s.start, s.end, s.added)
-                 : split_pass(t, text, s.start, s.end, 1, out);
+                 : tok_added_split_pass(t, text, s.start, s.end, 1, out);
   }
   free(raw.v);
   return st;
+}
+
+/* Sorts one first-byte list of match strings longest first. */
+static void sort_match_longest_first(const tok_added *added, uint32_t *idx,
+                                     uint32_t n) {
+  for (uint32_t i = 1; i < n; i++) {
+    uint32_t x = idx[i], j = i;
+    while (j > 0 && added[idx[j - 1]].match_len < added[x].match_len) {
+      idx[j] = idx[j - 1];
+      j--;
+    }
+    idx[j] = x;
+  }
+}
+
+hone_status tok_added_build_match(hone_tokenizer *t) {
+  tok_bytes nb = {0};
+  for (size_t i = 0; i < t->n_added; i++) {
+    tok_added *a = &t->added[i];
+    a->match = a->content;
+    a->match_len = a->len;
+    if (!a->normalized || !t->n_norm)
+      continue;
+    hone_status st =
+        tok_normalize(t, (const uint8_t *)a->content, a->len, &nb);
+    if (st == HONE_OK && !nb.n)
+      st = hone_errorf(HONE_ERR_FORMAT,
+                       "%s: added_tokens: \"%s\" normalizes to nothing",
+                       t->path, a->content);
+    char *m = st == HONE_OK ? malloc(nb.n + 1) : NULL;
+    if (st == HONE_OK && !m)
+      st = hone_errorf(HONE_ERR_NOMEM, "out of memory reading %s", t->path);
+    if (st != HONE_OK) {
+      free(nb.v);
+      return st;
+    }
+    memcpy(m, nb.v, nb.n);
+    m[nb.n] = 0;
+    a->match = m;
+    a->match_len = nb.n;
+  }
+  free(nb.v);
+  for (size_t i = 0; i < t->n_added; i++)
+    t->n_match_by_byte[(uint8_t)t->added[i].match[0]]++;
+  for (int b = 0; b < 256; b++) {
+    if (!t->n_match_by_byte[b])
+      continue;
+    t->match_by_byte[b] = malloc(t->n_match_by_byte[b] * sizeof(uint32_t));
+    if (!t->match_by_byte[b])
+      return hone_errorf(HONE_ERR_NOMEM, "out of memory reading %s", t->path);
+    t->n_match_by_byte[b] = 0;
+  }
+  for (size_t i = 0; i < t->n_added; i++) {
+    uint8_t b = (uint8_t)t->added[i].match[0];
+    t->match_by_byte[b][t->n_match_by_byte[b]++] = (uint32_t)i;
+  }
+  for (int b = 0; b < 256; b++)
+    sort_match_longest_first(t->added, t->match_by_byte[b],
+                             t->n_match_by_byte[b]);
+  return HONE_OK;
 }

@@ -78,7 +78,30 @@ static hone_status merge_halves(const hone_tokenizer *t, json_t *m, size_t i,
                        t->path, i);
   const char *s = json_string_value(m);
   const char *space = strchr(s, ' ');
-  if (!space || strchr(space + 1, ' '))
+  if (space && strchr(space + 1, ' ')) {
+    /* tokens that contain spaces (e.g. Llama 2's tokenizer.json where U+00A0
+     * was written as a space): the first separating space for which both
+     * halves and their concatenation are tokens */
+    size_t len = strlen(s);
+    for (const char *sp = space; sp; sp = strchr(sp + 1, ' ')) {
+      size_t la = (size_t)(sp - s), lb = len - la - 1;
+      char *joined = malloc(len + 1);
+      if (!joined)
+        return hone_errorf(HONE_ERR_NOMEM, "out of memory reading %s",
+                           t->path);
+      memcpy(joined, s, la);
+      memcpy(joined + la, sp + 1, lb);
+      int ok = la && lb && tok_vocab_find(t, s, la) >= 0 &&
+               tok_vocab_find(t, sp + 1, lb) >= 0 &&
+               tok_vocab_find(t, joined, la + lb) >= 0;
+      free(joined);
+      if (ok) {
+        space = sp;
+        break;
+      }
+    }
+  }
+  if (!space)
     return hone_errorf(HONE_ERR_FORMAT,
                        "%s: model.merges[%zu] = \"%s\" must be two tokens "
                        "separated by one space",
@@ -224,14 +247,65 @@ static hone_status grow_scratch(tok_bpe_scratch *s, size_t n) {
   return HONE_OK;
 }
 
+static hone_status merge_and_emit(const hone_tokenizer *t, tok_bpe_scratch *s,
+                                  size_t m, tok_ids *out);
+
+/* Without ByteLevel: the word starts as one symbol per UTF-8 character (its
+ * vocabulary id), or — with byte_fallback, for a character the vocabulary
+ * lacks — one <0xXX> symbol per byte, or else unk_token. */
+static hone_status bpe_chars(const hone_tokenizer *t, tok_bpe_scratch *s,
+                             const uint8_t *w, size_t n, tok_ids *out) {
+  struct tok_symbol *sym = s->sym;
+  size_t m = 0;
+  for (size_t i = 0; i < n;) {
+    uint32_t cp;
+    size_t bad, k = tok_utf8_next(w + i, n - i, &cp, &bad);
+    if (!k)
+      k = bad; /* the input was validated; never happens */
+    int32_t id = tok_vocab_find(t, (const char *)w + i, k);
+    int fell_back = 0;
+    if (id < 0 && t->byte_fallback) {
+      size_t j = 0;
+      while (j < k && t->fallback_id[w[i + j]] >= 0)
+        j++;
+      if (j == k) {
+        for (j = 0; j < k; j++)
+          sym[m++] = (struct tok_symbol){t->fallback_id[w[i + j]], 0, 0};
+        fell_back = 1;
+      }
+    }
+    if (!fell_back) {
+      if (id < 0)
+        id = t->unk_id;
+      if (id < 0)
+        return hone_errorf(HONE_ERR_UNSUPPORTED,
+                           "%s: \"%.*s\" has no token in model.vocab and "
+                           "model.unk_token is null",
+                           t->path, (int)k, (const char *)w + i);
+      sym[m++] = (struct tok_symbol){id, 0, 0};
+    }
+    i += k;
+  }
+  for (size_t i = 0; i < m; i++) {
+    sym[i].prev = (int32_t)i - 1;
+    sym[i].next = i + 1 < m ? (int32_t)i + 1 : -1;
+  }
+  return merge_and_emit(t, s, m, out);
+}
+
 /* The BPE of one word, without the cache. */
 static hone_status bpe_word(const hone_tokenizer *t, tok_bpe_scratch *s,
                             const uint8_t *w, size_t n, tok_ids *out) {
   if (n > INT32_MAX / 4)
     return hone_errorf(HONE_ERR_INVALID,
                        "a word of %zu bytes is too long to encode", n);
-  if (t->ignore_merges) { /* a word that is itself a token is emitted whole,
-                             without merging */
+  if (t->ignore_merges && !t->byte_level) {
+    int32_t id = tok_vocab_find(t, (const char *)w, n);
+    if (id >= 0)
+      return tok_ids_push(out, id);
+  }
+  if (t->ignore_merges && t->byte_level) { /* a word that is itself a token is
+                                              emitted whole, without merging */
     s->word.n = 0;
     for (size_t i = 0; i < n; i++)
       HONE_TRY(tok_bytes_append(&s->word, t->byte_char[w[i]],
@@ -242,6 +316,8 @@ static hone_status bpe_word(const hone_tokenizer *t, tok_bpe_scratch *s,
   }
   HONE_TRY(grow_scratch(s, n));
   struct tok_symbol *sym = s->sym;
+  if (!t->byte_level)
+    return bpe_chars(t, s, w, n, out);
   for (size_t i = 0; i < n; i++) {
     int32_t id = t->byte_id[w[i]];
     if (id < 0)
@@ -254,8 +330,16 @@ static hone_status bpe_word(const hone_tokenizer *t, tok_bpe_scratch *s,
     sym[i] = (struct tok_symbol){id, (int32_t)i - 1,
                                  i + 1 < n ? (int32_t)i + 1 : -1};
   }
+  return merge_and_emit(t, s, n, out);
+}
+
+/* Runs the merge loop over sym[0..m) (a linked list from 0) and appends the
+ * resulting ids. */
+static hone_status merge_and_emit(const hone_tokenizer *t, tok_bpe_scratch *s,
+                                  size_t m, tok_ids *out) {
+  struct tok_symbol *sym = s->sym;
   size_t nh = 0;
-  for (size_t i = 0; i + 1 < n; i++)
+  for (size_t i = 0; i + 1 < m; i++)
     push_pair(t, sym, s->heap, &nh, (int32_t)i);
   while (nh) {
     struct tok_pair p = heap_pop(s->heap, &nh);

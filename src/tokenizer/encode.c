@@ -25,36 +25,78 @@ static hone_status append_ids(tok_ids *out, const int32_t *ids, size_t n) {
   return HONE_OK;
 }
 
-/* Encodes text[0..len) into out; the caller owns and frees everything passed
- * in. */
+/* Pre-tokenizes one plain piece (after normalization) and runs BPE on its
+ * words. first: the piece starts the input (Metaspace prepend_scheme
+ * "first"). */
+static hone_status encode_piece(const hone_tokenizer *t, const uint8_t *seg,
+                                size_t n, int first, encode_ctx *ctx,
+                                pcre2_match_data *md, tok_bytes *buf) {
+  if (!n)
+    return HONE_OK;
+  if (t->metaspace)
+    return tok_metaspace_split(t, seg, n, first, buf, encode_word, ctx);
+  if (!t->byte_level)
+    return encode_word(ctx, seg, n); /* no pre-tokenizer: one word */
+  if (t->add_prefix_space &&
+      seg[0] != ' ') { /* each plain segment gets its own prefix space */
+    buf->n = 0;
+    HONE_TRY(tok_bytes_append(buf, " ", 1));
+    HONE_TRY(tok_bytes_append(buf, seg, n));
+    seg = (const uint8_t *)buf->v;
+    n = buf->n;
+  }
+  return tok_byte_level_split(t, md, seg, n, encode_word, ctx);
+}
+
+/* Encodes text[0..len) into out, as Hugging Face does: added tokens with
+ * normalized=false are cut out of the raw text; each piece between them is
+ * normalized, then added tokens with normalized=true (their normalized
+ * content) are cut out of it; what remains is pre-tokenized and BPE'd. */
 static hone_status encode_into(const hone_tokenizer *t, const uint8_t *text,
                                size_t len, int add_special, encode_ctx *ctx,
                                pcre2_match_data *md, tok_segments *segs,
-                               tok_bytes *prefixed) {
-  HONE_TRY(tok_added_split(t, text, len, segs));
+                               tok_bytes *buf) {
+  tok_segments segs2 = {0};
+  tok_bytes norm = {0};
+  hone_status st = HONE_OK;
   if (add_special)
-    HONE_TRY(append_ids(ctx->out, t->post_prefix, t->n_post_prefix));
-  for (size_t i = 0; i < segs->n; i++) {
+    st = append_ids(ctx->out, t->post_prefix, t->n_post_prefix);
+  segs->n = 0;
+  if (st == HONE_OK)
+    st = t->n_added ? tok_added_split_pass(t, text, 0, len, 0, segs)
+                    : (len ? tok_added_split(t, text, len, segs) : HONE_OK);
+  for (size_t i = 0; i < segs->n && st == HONE_OK; i++) {
     tok_segment s = segs->v[i];
     if (s.added) {
-      HONE_TRY(tok_ids_push(ctx->out, s.added->id));
+      st = tok_ids_push(ctx->out, s.added->id);
       continue;
     }
     const uint8_t *seg = text + s.start;
     size_t n = s.end - s.start;
-    if (t->add_prefix_space &&
-        seg[0] != ' ') { /* each plain segment gets its own prefix space */
-      prefixed->n = 0;
-      HONE_TRY(tok_bytes_append(prefixed, " ", 1));
-      HONE_TRY(tok_bytes_append(prefixed, seg, n));
-      seg = (const uint8_t *)prefixed->v;
-      n = prefixed->n;
+    if (t->n_norm) {
+      if ((st = tok_normalize(t, seg, n, &norm)) != HONE_OK)
+        break;
+      seg = (const uint8_t *)norm.v;
+      n = norm.n;
     }
-    HONE_TRY(tok_byte_level_split(t, md, seg, n, encode_word, ctx));
+    segs2.n = 0;
+    if (t->n_added)
+      st = tok_added_split_pass(t, seg, 0, n, 1, &segs2);
+    else
+      st = encode_piece(t, seg, n, s.start == 0, ctx, md, buf);
+    for (size_t k = 0; k < segs2.n && st == HONE_OK; k++) {
+      tok_segment s2 = segs2.v[k];
+      st = s2.added ? tok_ids_push(ctx->out, s2.added->id)
+                    : encode_piece(t, seg + s2.start, s2.end - s2.start,
+                                   s.start == 0 && s2.start == 0, ctx, md,
+                                   buf);
+    }
   }
-  if (add_special)
-    HONE_TRY(append_ids(ctx->out, t->post_suffix, t->n_post_suffix));
-  return HONE_OK;
+  if (add_special && st == HONE_OK)
+    st = append_ids(ctx->out, t->post_suffix, t->n_post_suffix);
+  free(segs2.v);
+  free(norm.v);
+  return st;
 }
 
 hone_status hone_tokenizer_encode(const hone_tokenizer *t, const char *text,
@@ -93,8 +135,40 @@ hone_status hone_tokenizer_encode(const hone_tokenizer *t, const char *text,
   return HONE_OK;
 }
 
+/* Without ByteLevel: the token strings through the decoder steps. */
+static hone_status decode_seq(const hone_tokenizer *t, const int32_t *ids,
+                              size_t n, int skip_special, tok_bytes *raw) {
+  const char **toks = malloc((n ? n : 1) * sizeof *toks);
+  size_t *lens = malloc((n ? n : 1) * sizeof *lens), m = 0;
+  hone_status st = HONE_OK;
+  if (!toks || !lens)
+    st = hone_errorf(HONE_ERR_NOMEM, "out of memory decoding %zu ids", n);
+  for (size_t i = 0; i < n && st == HONE_OK; i++) {
+    const tok_added *a = tok_added_by_id(t, ids[i]);
+    if (a && a->special && skip_special)
+      continue;
+    const char *tok = hone_tokenizer_id_to_token(t, ids[i]);
+    if (!tok) {
+      st = hone_errorf(
+          HONE_ERR_INVALID,
+          "ids[%zu] = %d is not a token of %s (vocabulary size %d)", i, ids[i],
+          t->path, t->vocab_size);
+      break;
+    }
+    toks[m] = tok;
+    lens[m++] = a ? a->len : t->vocab_len[ids[i]];
+  }
+  if (st == HONE_OK)
+    st = tok_decode_seq(t, toks, lens, m, raw);
+  free(toks);
+  free(lens);
+  return st;
+}
+
 static hone_status decode_bytes(const hone_tokenizer *t, const int32_t *ids,
                                 size_t n, int skip_special, tok_bytes *raw) {
+  if (!t->byte_level)
+    return decode_seq(t, ids, n, skip_special, raw);
   for (size_t i = 0; i < n; i++) {
     const tok_added *a = tok_added_by_id(t, ids[i]);
     if (a && a->special && skip_special)

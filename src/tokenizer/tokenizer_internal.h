@@ -40,14 +40,40 @@ typedef struct {
 
 uint64_t tok_hash_bytes(const void *data, size_t n);
 
-/* One entry of added_tokens. Its content is matched in the raw input (there is
- * no normalizer yet). */
+/* One entry of added_tokens. Non-normalized ones are matched in the raw input,
+ * normalized ones in the normalized text by their normalized content. */
 typedef struct {
   int32_t id;
   char *content;
   size_t len;
   int special, lstrip, rstrip, normalized;
+  /* what the input is searched for: content, or for a normalized token with a
+   * normalizer the normalized content (as Hugging Face matches it in the
+   * normalized text) */
+  char *match;
+  size_t match_len;
 } tok_added;
+
+/* normalizer steps, applied in order to each plain segment */
+typedef struct {
+  enum { TOK_NORM_PREPEND, TOK_NORM_REPLACE } kind;
+  char *a, *b; /* Prepend: a = prefix; Replace: a → b */
+  size_t la, lb;
+} tok_norm_op;
+
+/* decoder steps over the list of token strings, in order */
+typedef struct {
+  enum {
+    TOK_DEC_REPLACE,
+    TOK_DEC_BYTE_FALLBACK,
+    TOK_DEC_FUSE,
+    TOK_DEC_STRIP,
+    TOK_DEC_METASPACE
+  } kind;
+  char *a, *b; /* Replace: a → b; Strip: a = the character; Metaspace: a */
+  size_t la, lb;
+  int start, stop; /* Strip; Metaspace: start = strip the first token's space */
+} tok_dec_op;
 
 struct hone_tokenizer {
   char *path; /* the tokenizer.json file, for messages */
@@ -80,6 +106,22 @@ struct hone_tokenizer {
   int16_t char_byte[324]; /* inverse: code point of a byte character → byte, -1
                              for other code points */
   int add_prefix_space, use_regex;
+  int byte_level; /* pre_tokenizer ByteLevel (+ decoder ByteLevel); otherwise
+                     the vocabulary holds plain UTF-8 and BPE starts from
+                     characters */
+  int byte_fallback; /* model.byte_fallback: a character with no token becomes
+                        its <0xXX> byte tokens */
+  int32_t fallback_id[256]; /* id of "<0xXX>", or -1 */
+
+  tok_norm_op *norm; /* normalizer steps (Sequence flattened), n_norm of them */
+  size_t n_norm;
+  /* pre_tokenizer Metaspace: replacement (ms_rep), prepend_scheme (0 never,
+   * 1 always, 2 first), split */
+  int metaspace, ms_prepend, ms_split;
+  char ms_rep[8];
+  size_t ms_rep_len;
+  tok_dec_op *dec; /* decoder steps when not ByteLevel */
+  size_t n_dec;
   pcre2_code *regex;
   int regex_jit; /* regex was JIT-compiled: match with pcre2_jit_match */
 
@@ -89,6 +131,9 @@ struct hone_tokenizer {
    * added_by_byte[b][0..n_by_byte[b]) are indices into `added` */
   uint32_t *added_by_byte[256];
   uint32_t n_by_byte[256];
+  /* the same by first byte of `match`, longest first, for splitting */
+  uint32_t *match_by_byte[256];
+  uint32_t n_match_by_byte[256];
 
   /* post_processor TemplateProcessing "single": ids before and after the
    * sequence */
@@ -179,5 +224,29 @@ typedef struct {
 } tok_segments;
 hone_status tok_added_split(const hone_tokenizer *t, const uint8_t *text,
                             size_t n, tok_segments *out);
+
+/* ---- spm.c: normalizers, Metaspace, the non-ByteLevel decoders ---- */
+hone_status tok_normalizer_load(hone_tokenizer *t, json_t *normalizer);
+hone_status tok_pre_tokenizer_metaspace_load(hone_tokenizer *t, json_t *pre);
+hone_status tok_decoder_seq_load(hone_tokenizer *t, json_t *decoder);
+void tok_spm_free(hone_tokenizer *t);
+/* out = the normalizer steps applied to s[0..n) (out is reset first) */
+hone_status tok_normalize(const hone_tokenizer *t, const uint8_t *s, size_t n,
+                          tok_bytes *out);
+/* Metaspace pre-tokenization of one segment (first: it starts the input):
+ * calls word() for each piece */
+hone_status tok_metaspace_split(const hone_tokenizer *t, const uint8_t *s,
+                                size_t n, int first, tok_bytes *buf,
+                                tok_word_fn word, void *ctx);
+/* Runs the decoder steps over the token strings toks[0..n) (lens[i] bytes
+ * each) and appends the text to out */
+hone_status tok_decode_seq(const hone_tokenizer *t, const char *const *toks,
+                           const size_t *lens, size_t n, tok_bytes *out);
+/* split pass of added_tokens.c: matches tokens with this `normalized` flag */
+hone_status tok_added_split_pass(const hone_tokenizer *t, const uint8_t *text,
+                                 size_t a, size_t b, int normalized,
+                                 tok_segments *out);
+/* fills match / match_by_byte after the normalizer is loaded */
+hone_status tok_added_build_match(hone_tokenizer *t);
 
 #endif

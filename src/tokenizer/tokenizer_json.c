@@ -119,7 +119,8 @@ static hone_status load_model(hone_tokenizer *t, json_t *model) {
                        "model.continuing_subword_prefix"));
   HONE_TRY(
       require_off(t, model, "end_of_word_suffix", "model.end_of_word_suffix"));
-  HONE_TRY(require_off(t, model, "byte_fallback", "model.byte_fallback"));
+  HONE_TRY(get_bool(t, model, "byte_fallback", "model.byte_fallback", 0,
+                    &t->byte_fallback));
   HONE_TRY(get_bool(t, model, "fuse_unk", "model.fuse_unk", 0, &t->fuse_unk));
   HONE_TRY(get_bool(t, model, "ignore_merges", "model.ignore_merges", 0,
                     &t->ignore_merges));
@@ -255,41 +256,49 @@ static hone_status load_post_processor(hone_tokenizer *t, json_t *pp,
 
 static hone_status load_components(hone_tokenizer *t, json_t *root) {
   const char *type = NULL;
-  json_t *normalizer = json_object_get(root, "normalizer");
-  if (normalizer && !json_is_null(normalizer)) {
-    HONE_TRY(get_type(t, normalizer, "normalizer", &type));
-    return hone_errorf(HONE_ERR_UNSUPPORTED,
-                       "%s: normalizer.type \"%s\" is not supported yet",
-                       t->path, type);
-  }
+  HONE_TRY(tok_normalizer_load(t, json_object_get(root, "normalizer")));
   json_t *pre = json_object_get(root, "pre_tokenizer");
-  if (!pre || json_is_null(pre))
-    return hone_errorf(
-        HONE_ERR_UNSUPPORTED,
-        "%s: pre_tokenizer null is not supported yet (only ByteLevel)",
-        t->path);
-  HONE_TRY(get_type(t, pre, "pre_tokenizer", &type));
-  if (strcmp(type, "ByteLevel"))
-    return hone_errorf(
-        HONE_ERR_UNSUPPORTED,
-        "%s: pre_tokenizer.type \"%s\" is not supported yet (only ByteLevel)",
-        t->path, type);
-  HONE_TRY(get_bool(t, pre, "add_prefix_space",
-                    "pre_tokenizer.add_prefix_space", 1, &t->add_prefix_space));
-  HONE_TRY(get_bool(t, pre, "use_regex", "pre_tokenizer.use_regex", 1,
-                    &t->use_regex));
+  t->use_regex = 0;
+  if (pre && !json_is_null(pre)) {
+    HONE_TRY(get_type(t, pre, "pre_tokenizer", &type));
+    if (!strcmp(type, "ByteLevel")) {
+      t->byte_level = 1;
+      HONE_TRY(get_bool(t, pre, "add_prefix_space",
+                        "pre_tokenizer.add_prefix_space", 1,
+                        &t->add_prefix_space));
+      HONE_TRY(get_bool(t, pre, "use_regex", "pre_tokenizer.use_regex", 1,
+                        &t->use_regex));
+    } else if (!strcmp(type, "Metaspace")) {
+      HONE_TRY(tok_pre_tokenizer_metaspace_load(t, pre));
+    } else {
+      return hone_errorf(HONE_ERR_UNSUPPORTED,
+                         "%s: pre_tokenizer.type \"%s\" is not supported yet "
+                         "(only ByteLevel, Metaspace or null)",
+                         t->path, type);
+    }
+  }
+  if (t->byte_fallback && t->byte_level)
+    return hone_errorf(HONE_ERR_UNSUPPORTED,
+                       "%s: model.byte_fallback with a ByteLevel pre_tokenizer "
+                       "is not supported yet",
+                       t->path);
 
   json_t *decoder = json_object_get(root, "decoder");
   if (!decoder || json_is_null(decoder))
     return hone_errorf(HONE_ERR_UNSUPPORTED,
-                       "%s: decoder null is not supported yet (only ByteLevel)",
-                       t->path);
+                       "%s: decoder null is not supported yet", t->path);
   HONE_TRY(get_type(t, decoder, "decoder", &type));
-  if (strcmp(type, "ByteLevel"))
+  if (t->byte_level != !strcmp(type, "ByteLevel"))
     return hone_errorf(
         HONE_ERR_UNSUPPORTED,
-        "%s: decoder.type \"%s\" is not supported yet (only ByteLevel)",
+        t->byte_level
+            ? "%s: decoder.type \"%s\" with a ByteLevel pre_tokenizer is not "
+              "supported yet (only ByteLevel)"
+            : "%s: decoder.type \"%s\" without a ByteLevel pre_tokenizer is "
+              "not supported yet",
         t->path, type);
+  if (!t->byte_level)
+    HONE_TRY(tok_decoder_seq_load(t, decoder));
   return load_post_processor(t, json_object_get(root, "post_processor"),
                              "post_processor", 0);
 }
@@ -324,7 +333,13 @@ static hone_status load_root(hone_tokenizer *t, json_t *root) {
   HONE_TRY(load_model(t, model));
   HONE_TRY(load_components(t, root));
   HONE_TRY(tok_byte_level_init(t));
+  for (int b = 0; b < 256; b++) {
+    char name[8];
+    snprintf(name, sizeof name, "<0x%02X>", b);
+    t->fallback_id[b] = tok_vocab_find(t, name, 6);
+  }
   HONE_TRY(tok_added_load(t, json_object_get(root, "added_tokens")));
+  HONE_TRY(tok_added_build_match(t));
   t->vocab_size = t->n_vocab;
   for (size_t i = 0; i < t->n_added; i++)
     if (t->added[i].id >= t->vocab_size)
@@ -400,8 +415,14 @@ void hone_tokenizer_free(hone_tokenizer *t) {
   free(t->merges);
   if (t->regex)
     pcre2_code_free(t->regex);
-  for (size_t i = 0; i < t->n_added; i++)
+  for (size_t i = 0; i < t->n_added; i++) {
+    if (t->added[i].match != t->added[i].content)
+      free(t->added[i].match);
     free(t->added[i].content);
+  }
+  for (int b = 0; b < 256; b++)
+    free(t->match_by_byte[b]);
+  tok_spm_free(t);
   free(t->added);
   for (int b = 0; b < 256; b++)
     free(t->added_by_byte[b]);
