@@ -71,11 +71,6 @@ echo "compare: none (Hugging Face tokenizers is not installable here)"
 echo
 printf '%-10s %14s %22s\n' tokenizer "MB/s 1 thread" "MB/s $THREADS threads"
 for name in gpt2 llama2; do
-    if [ "$name" = llama2 ]; then
-        # hone cannot load Llama 2's tokenizer yet (SentencePiece-style BPE: normalizer, byte fallback)
-        printf '%-10s %14s %22s\n' "$name" "not supported yet" ""
-        continue
-    fi
     one=$(run "$TOKENIZERS/$name" 1) || exit 1
     all=$(run "$TOKENIZERS/$name" "$THREADS") || exit 1
     printf '%-10s %14s %22s\n' "$name" "$one" "$all"
