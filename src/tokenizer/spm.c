@@ -65,18 +65,8 @@ static hone_status norm_one(hone_tokenizer *t, json_t *o, const char *name,
     return hone_errorf(HONE_ERR_FORMAT,
                        "%s: %s must be an object with a string \"type\"",
                        t->path, name);
-  if (!strcmp(type, "Sequence") && depth == 0) {
-    json_t *list = json_object_get(o, "normalizers");
-    if (!json_is_array(list))
-      return hone_errorf(HONE_ERR_FORMAT,
-                         "%s: %s.normalizers must be an array", t->path, name);
-    for (size_t i = 0; i < json_array_size(list); i++) {
-      char sub[64];
-      snprintf(sub, sizeof sub, "%s.normalizers[%zu]", name, i);
-      HONE_TRY(norm_one(t, json_array_get(list, i), sub, 1));
-    }
-    return HONE_OK;
-  }
+  if (!strcmp(type, "Sequence") && depth == 0)
+    return tok_load_sequence(t, o, "normalizers", name, norm_one);
   tok_norm_op op = {0};
   const char *a = "", *b = "";
   size_t la = 0, lb = 0;
@@ -226,18 +216,8 @@ static hone_status dec_one(hone_tokenizer *t, json_t *o, const char *name,
     return hone_errorf(HONE_ERR_FORMAT,
                        "%s: %s must be an object with a string \"type\"",
                        t->path, name);
-  if (!strcmp(type, "Sequence") && depth == 0) {
-    json_t *list = json_object_get(o, "decoders");
-    if (!json_is_array(list))
-      return hone_errorf(HONE_ERR_FORMAT, "%s: %s.decoders must be an array",
-                         t->path, name);
-    for (size_t i = 0; i < json_array_size(list); i++) {
-      char sub[64];
-      snprintf(sub, sizeof sub, "%s.decoders[%zu]", name, i);
-      HONE_TRY(dec_one(t, json_array_get(list, i), sub, 1));
-    }
-    return HONE_OK;
-  }
+  if (!strcmp(type, "Sequence") && depth == 0)
+    return tok_load_sequence(t, o, "decoders", name, dec_one);
   tok_dec_op op = {0};
   const char *a = "", *b = "";
   size_t la = 0, lb = 0;

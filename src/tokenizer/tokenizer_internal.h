@@ -249,4 +249,14 @@ hone_status tok_added_split_pass(const hone_tokenizer *t, const uint8_t *text,
 /* fills match / match_by_byte after the normalizer is loaded */
 hone_status tok_added_build_match(hone_tokenizer *t);
 
+/* Loads one tokenizer.json component (normalizer, decoder, post-processor...) at
+ * JSON path `name`; depth 1 inside a Sequence. */
+typedef hone_status (*tok_component_loader)(hone_tokenizer *t, json_t *o,
+                                            const char *name, int depth);
+/* A {"type": "Sequence", <key>: [...]} component: loads every element with
+ * `load` at depth 1, naming each "<name>.<key>[i]" in errors. Sequences do
+ * not nest (a nested one is handled by `load` like any other type). */
+hone_status tok_load_sequence(hone_tokenizer *t, json_t *o, const char *key,
+                              const char *name, tok_component_loader load);
+
 #endif

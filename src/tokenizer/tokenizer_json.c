@@ -221,6 +221,20 @@ static hone_status load_template(hone_tokenizer *t, json_t *pp,
   return HONE_OK;
 }
 
+hone_status tok_load_sequence(hone_tokenizer *t, json_t *o, const char *key,
+                              const char *name, tok_component_loader load) {
+  json_t *list = json_object_get(o, key);
+  if (!json_is_array(list))
+    return hone_errorf(HONE_ERR_FORMAT, "%s: %s.%s must be an array", t->path,
+                       name, key);
+  for (size_t i = 0; i < json_array_size(list); i++) {
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s.%s[%zu]", name, key, i);
+    HONE_TRY(load(t, json_array_get(list, i), sub, 1));
+  }
+  return HONE_OK;
+}
+
 static hone_status load_post_processor(hone_tokenizer *t, json_t *pp,
                                        const char *name, int depth) {
   if (!pp || json_is_null(pp))
@@ -237,18 +251,8 @@ static hone_status load_post_processor(hone_tokenizer *t, json_t *pp,
           t->path, name);
     return load_template(t, pp, name);
   }
-  if (!strcmp(type, "Sequence") && depth == 0) {
-    json_t *list = json_object_get(pp, "processors");
-    if (!json_is_array(list))
-      return hone_errorf(HONE_ERR_FORMAT, "%s: %s.processors must be an array",
-                         t->path, name);
-    for (size_t i = 0; i < json_array_size(list); i++) {
-      char sub[64];
-      snprintf(sub, sizeof sub, "%s.processors[%zu]", name, i);
-      HONE_TRY(load_post_processor(t, json_array_get(list, i), sub, 1));
-    }
-    return HONE_OK;
-  }
+  if (!strcmp(type, "Sequence") && depth == 0)
+    return tok_load_sequence(t, pp, "processors", name, load_post_processor);
   return hone_errorf(HONE_ERR_UNSUPPORTED,
                      "%s: %s.type \"%s\" is not supported yet", t->path, name,
                      type);
