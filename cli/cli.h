@@ -32,6 +32,13 @@ int cli_train_config(const hone_settings *s, hone_train_config *tc, const char *
 
 #define CLI_THREADS_KEY {"threads", HONE_KEY_INT, "0", "CPU threads for OpenMP and BLAS (0 = all cores)"}
 
+/* The token cache folder for text data (axolotl's name for its prepared-data folder). */
+#define CLI_TOKEN_CACHE_KEY                                                                                     \
+    {"dataset_prepared_path", HONE_KEY_STRING, NULL,                                                           \
+     "token cache folder (default $HONE_CACHE_DIR/tokens, else ~/.cache/hone/tokens); none = no cache"}
+/* The token cache folder from dataset_prepared_path: NULL when it is "none" (or no default exists). */
+const char *cli_token_cache_dir(const hone_settings *s);
+
 #define CLI_TRAIN_KEYS                                                                                          \
     {"sequence_len", HONE_KEY_INT, "512", "tokens per block"},                                                 \
     {"micro_batch_size", HONE_KEY_INT, "1", "blocks per forward/backward pass"},                               \

@@ -11,6 +11,7 @@ static const hone_key_spec keys[] = {
     {"sequence_len", HONE_KEY_INT, "512", "tokens per block (the last partial block counts when >= 2 tokens)"},
     {"micro_batch_size", HONE_KEY_INT, "1", "blocks per forward pass"},
     {"json", HONE_KEY_BOOL, "false", "print one JSON object on stdout"},
+    CLI_TOKEN_CACHE_KEY,
     CLI_THREADS_KEY,
 };
 
@@ -32,7 +33,8 @@ int cmd_eval(int argc, char **argv) {
     if (!cli_threads(s, "eval")) goto done;
     hone_eval_result r;
     if (hone_model_load(&m, model_dir) != HONE_OK ||
-        hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"), NULL) !=
+        hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"),
+                                   cli_token_cache_dir(s), NULL) !=
             HONE_OK ||
         hone_eval_tokens(m, &data, (int)hone_settings_int(s, "sequence_len"),
                          (int)hone_settings_int(s, "micro_batch_size"), &r) != HONE_OK) {

@@ -10,6 +10,7 @@ static const hone_key_spec keys[] = {
     {"tokenizer", HONE_KEY_STRING, NULL, "tokenizer.json (or its folder) for text data (default: the model folder's)"},
     {"output_dir", HONE_KEY_STRING, NULL, "where metrics.jsonl, checkpoints and the final model go"},
     CLI_TRAIN_KEYS,
+    CLI_TOKEN_CACHE_KEY,
     CLI_THREADS_KEY,
 };
 
@@ -41,7 +42,8 @@ int cmd_pretrain(int argc, char **argv) {
     if (!cli_threads(s, "pretrain")) goto done;
     tc.output_dir = hone_settings_str(s, "output_dir");
     if (hone_model_load(&m, model_dir) != HONE_OK ||
-        hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"), NULL) !=
+        hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"),
+                                   cli_token_cache_dir(s), NULL) !=
             HONE_OK) {
         cli_fail("pretrain");
         goto done;

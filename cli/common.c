@@ -76,3 +76,9 @@ int cli_train_config(const hone_settings *s, hone_train_config *tc, const char *
     }
     return 1;
 }
+
+const char *cli_token_cache_dir(const hone_settings *s) {
+    const char *dir = hone_settings_str(s, "dataset_prepared_path");
+    if (!dir) return hone_token_cache_default_dir();
+    return strcmp(dir, "none") ? dir : NULL;
+}

@@ -79,6 +79,16 @@ hone_status hone_dir_create(const char *path);
 /* Joins a directory and a file name into a heap string (free with free()). */
 char *hone_path_join(const char *dir, const char *name);
 
+/* Lines of a text buffer, in batches for line-parallel work: fills out[0..max) with the next non-blank lines
+ * (blank = only spaces, tabs and \r) of data[*pos, size), advancing *pos and the 1-based *line_no; returns how
+ * many it found (0 at the end). */
+typedef struct {
+    const char *text; /* not NUL-terminated */
+    size_t len;
+    size_t line_no;
+} hone_line;
+size_t hone_next_lines(const char *data, size_t size, size_t *pos, size_t *line_no, hone_line *out, size_t max);
+
 /* Atomic write: data goes to PATH.tmp.<pid>, which is fsynced and renamed over PATH, then the directory is
  * fsynced. A crash leaves either the old file or the new one, never a torn file. */
 typedef struct {
@@ -107,6 +117,10 @@ float hone_rng_normal(hone_rng *r);                    /* standard normal */
 /* out[i] = scale × a standard normal that depends only on (r's key, r->counter + i): filled in parallel, the
  * same values for any thread count. Advances r->counter by n. */
 void hone_rng_fill_normal(hone_rng *r, float *out, size_t n, float scale);
+
+/* ---- hashing: 128-bit content hashes for cache keys (not cryptographic; same value on every host) ---- */
+void hone_hash128(const void *data, size_t n, uint64_t seed, uint64_t out[2]);
+void hone_hash128_hex(const uint64_t h[2], char hex[33]); /* 32 lowercase hex digits + NUL */
 
 /* ---- time ---- */
 double hone_now_seconds(void); /* monotonic */

@@ -23,9 +23,10 @@ extern "C" {
 #endif
 
 typedef struct {
-    int32_t *tokens;    /* 64-byte aligned; owned, released by hone_tokens_free */
+    int32_t *tokens;    /* 64-byte aligned; owned, released by hone_tokens_free; read-only when from the cache */
     size_t n_tokens;
     size_t n_documents; /* JSONL rows (empty ones included); 1 for a shard */
+    hone_mapped_file cache_mapping; /* the token cache entry tokens points into (data NULL otherwise) */
 } hone_token_stream;
 
 /* vocab_size > 0: an id outside [0, vocab_size) is an error naming the file and line / position. Any
@@ -43,16 +44,26 @@ typedef struct {
 hone_status hone_tokens_load_text(hone_token_stream *s, const char *path, int vocab_size,
                                   const hone_text_options *text);
 
+/* The token cache: text tokenized once is kept as a memory-mapped entry in cache_dir, keyed by content hashes
+ * of the data file, every tokenizer file, the options and the tokenizing code, and reused on the next load of
+ * the same file with the same tokenizer. cache_dir NULL = no cache (hone_tokens_load_text). Shards and loads
+ * without a tokenizer bypass it. An entry that does not validate is reported and rewritten; one that cannot be
+ * written is a warning. */
+hone_status hone_tokens_load_cached(hone_token_stream *s, const char *path, int vocab_size,
+                                    const hone_text_options *text, const char *cache_dir);
+/* $HONE_CACHE_DIR/tokens, else $XDG_CACHE_HOME/hone/tokens, else ~/.cache/hone/tokens; NULL when none is set. */
+const char *hone_token_cache_default_dir(void);
+
 /* The tokenizer for a model: the one at tokenizer_path (tokenizer.json or a folder) when given, else the
  * tokenizer.json beside the model's weights; *out = NULL (and HONE_OK) when there is none. */
 hone_status hone_model_tokenizer(hone_tokenizer **out, const hone_model *m, const char *tokenizer_path);
 
 /* Loads a data file for a model: token files as they are; text (.txt, JSONL {"text"}) with the tokenizer at
  * tokenizer_path (tokenizer.json or a folder), or else the model folder's tokenizer.json, and the model's EOS
- * after each document. *tok_out (may be NULL) receives the tokenizer used, or NULL; free it with
- * hone_tokenizer_free. */
+ * after each document, through the token cache in cache_dir (NULL = none). *tok_out (may be NULL) receives the
+ * tokenizer used, or NULL; free it with hone_tokenizer_free. */
 hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, const hone_model *m,
-                                       const char *tokenizer_path, hone_tokenizer **tok_out);
+                                       const char *tokenizer_path, const char *cache_dir, hone_tokenizer **tok_out);
 
 /* Writes an llm.c shard (version 7 / uint32 when any id >= 65536, else version 1 / uint16), atomically. */
 hone_status hone_tokens_write_shard(const char *path, const int32_t *tokens, size_t n);

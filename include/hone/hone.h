@@ -25,6 +25,7 @@
 #define HONE_H
 
 #include "hone/base.h"
+#include "hone/conversation.h"
 #include "hone/data.h"
 #include "hone/eval.h"
 #include "hone/model.h"

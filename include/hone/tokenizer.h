@@ -57,6 +57,8 @@ typedef struct hone_tokenizer hone_tokenizer;
  * in model.vocab (the JSON object keeps the last one) load with a warning. */
 hone_status hone_tokenizer_load(hone_tokenizer **out, const char *path);
 void hone_tokenizer_free(hone_tokenizer *tok);
+/* The file (tokenizer.json) or folder the tokenizer was loaded from. */
+const char *hone_tokenizer_path(const hone_tokenizer *tok);
 
 /* text[0..len) (UTF-8; invalid UTF-8 is a HONE_ERR_INVALID error naming the
  * byte offset) → *ids (malloc'd, free with free(); NULL when *n is 0).

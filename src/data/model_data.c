@@ -18,7 +18,7 @@ hone_status hone_model_tokenizer(hone_tokenizer **out, const hone_model *m, cons
 }
 
 hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, const hone_model *m,
-                                       const char *tokenizer_path, hone_tokenizer **tok_out) {
+                                       const char *tokenizer_path, const char *cache_dir, hone_tokenizer **tok_out) {
     const hone_model_config *c = hone_model_get_config(m);
     hone_tokenizer *tok = NULL;
     if (tok_out) *tok_out = NULL;
@@ -26,7 +26,7 @@ hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, c
     size_t len = strlen(path);
     if (len < 4 || strcasecmp(path + len - 4, ".bin") != 0) HONE_TRY(hone_model_tokenizer(&tok, m, tokenizer_path));
     hone_text_options text = {tok, c->eos_token_id};
-    hone_status st = hone_tokens_load_text(s, path, c->vocab_size, &text);
+    hone_status st = hone_tokens_load_cached(s, path, c->vocab_size, &text, cache_dir);
     if (st == HONE_OK && tok_out) *tok_out = tok;
     else hone_tokenizer_free(tok);
     return st;

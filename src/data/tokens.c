@@ -2,6 +2,8 @@
 #include "hone/data.h"
 
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -33,8 +35,10 @@ static hone_status parse_shard(hone_token_stream *s, const hone_mapped_file *f, 
     const int32_t magic = (int32_t)read_u32_le(f->data), version = (int32_t)read_u32_le(f->data + 4);
     const int32_t count = (int32_t)read_u32_le(f->data + 8);
     size_t itemsize;
-    if (magic == SHARD_MAGIC_U16 && version == SHARD_VERSION_U16) itemsize = 2;
-    else if (magic == SHARD_MAGIC_U32 && version == SHARD_VERSION_U32) itemsize = 4;
+    if (magic == SHARD_MAGIC_U16 && version == SHARD_VERSION_U16)
+        itemsize = 2;
+    else if (magic == SHARD_MAGIC_U32 && version == SHARD_VERSION_U32)
+        itemsize = 4;
     else if (magic == SHARD_MAGIC_U16 || magic == SHARD_MAGIC_U32)
         return hone_errorf(HONE_ERR_FORMAT,
                            "%s: unsupported llm.c shard version %d for magic %d (expected version %d with magic %d "
@@ -61,8 +65,8 @@ static hone_status parse_shard(hone_token_stream *s, const hone_mapped_file *f, 
             return hone_errorf(HONE_ERR_FORMAT, "%s: token id %u at position %zu is outside the vocabulary (size %d)",
                                path, id, i, vocab_size);
         if (id > INT32_MAX)
-            return hone_errorf(HONE_ERR_FORMAT, "%s: token id %u at position %zu is too large (at most %d)", path,
-                               id, i, INT32_MAX);
+            return hone_errorf(HONE_ERR_FORMAT, "%s: token id %u at position %zu is too large (at most %d)", path, id,
+                               i, INT32_MAX);
         s->tokens[i] = (int32_t)id;
     }
     s->n_tokens = n;
@@ -78,134 +82,153 @@ static hone_status load_shard(hone_token_stream *s, const char *path, int vocab_
     return st;
 }
 
-static hone_status not_an_integer(const json_t *e, const char *path, size_t line, size_t j) {
-    char *text = json_dumps(e, JSON_ENCODE_ANY | JSON_COMPACT);
-    hone_status st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: input_ids[%zu] is not an integer: %.40s", path, line, j,
-                                 text ? text : "?");
-    free(text);
-    return st;
+/* One JSONL row's tokens, produced on a worker thread: the ids of "input_ids" as given, or of "text" encoded
+ * (then followed by EOS); error holds the message when the row is bad. */
+typedef struct {
+    int32_t *ids;
+    size_t n;
+    int is_text;
+    char *error;
+} row_tokens;
+
+static void row_fail(row_tokens *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void row_fail(row_tokens *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&r->error, fmt, ap) < 0) r->error = NULL;
+    va_end(ap);
+    if (!r->error) r->error = strdup("out of memory");
 }
 
-/* Appends one row's "input_ids" to the stream, growing the buffer by doubling. */
-static hone_status append_ids(hone_token_stream *s, size_t *cap, const json_t *ids, const char *path, size_t line,
-                              int vocab_size) {
+static void parse_ids(row_tokens *r, const json_t *ids, const char *where, int vocab_size) {
     const size_t len = json_array_size(ids);
-    if (s->n_tokens + len > *cap) {
-        size_t new_cap = *cap ? *cap : 4096;
-        while (new_cap < s->n_tokens + len) new_cap *= 2;
-        int32_t *grown = hone_alloc(new_cap * sizeof(int32_t));
-        if (!grown) return hone_error_context(HONE_ERR_NOMEM, "%s:%zu", path, line);
-        if (s->n_tokens) memcpy(grown, s->tokens, s->n_tokens * sizeof(int32_t));
-        hone_free(s->tokens);
-        s->tokens = grown;
-        *cap = new_cap;
+    if (!(r->ids = malloc(sizeof(int32_t) * (len ? len : 1)))) {
+        row_fail(r, "%s: out of memory", where);
+        return;
     }
     for (size_t j = 0; j < len; j++) {
         const json_t *e = json_array_get(ids, j);
-        if (!json_is_integer(e)) return not_an_integer(e, path, line, j);
-        json_int_t id = json_integer_value(e);
-        if (id < 0)
-            return hone_errorf(HONE_ERR_FORMAT, "%s:%zu: input_ids[%zu] = %lld is negative", path, line, j,
-                               (long long)id);
-        if (vocab_size > 0 && id >= vocab_size)
-            return hone_errorf(HONE_ERR_FORMAT, "%s:%zu: token id %lld is outside the vocabulary (size %d)", path,
-                               line, (long long)id, vocab_size);
-        if (id > INT32_MAX)
-            return hone_errorf(HONE_ERR_FORMAT, "%s:%zu: token id %lld is too large (at most %d)", path, line,
-                               (long long)id, INT32_MAX);
-        s->tokens[s->n_tokens + j] = (int32_t)id;
+        if (!json_is_integer(e)) {
+            char *text = json_dumps(e, JSON_ENCODE_ANY | JSON_COMPACT);
+            row_fail(r, "%s: input_ids[%zu] is not an integer: %.40s", where, j, text ? text : "?");
+            free(text);
+            return;
+        }
+        const json_int_t id = json_integer_value(e);
+        if (id < 0) {
+            row_fail(r, "%s: input_ids[%zu] = %lld is negative", where, j, (long long)id);
+            return;
+        }
+        if (vocab_size > 0 && id >= vocab_size) {
+            row_fail(r, "%s: token id %lld is outside the vocabulary (size %d)", where, (long long)id, vocab_size);
+            return;
+        }
+        if (id > INT32_MAX) {
+            row_fail(r, "%s: token id %lld is too large (at most %d)", where, (long long)id, INT32_MAX);
+            return;
+        }
+        r->ids[j] = (int32_t)id;
     }
-    s->n_tokens += len;
-    return HONE_OK;
+    r->n = len;
 }
 
-/* Appends n ids, checking each against the vocabulary (where = "file:line" for messages). */
-static hone_status append_raw(hone_token_stream *s, size_t *cap, const int32_t *ids, size_t n, const char *where,
-                              int vocab_size) {
+/* tokenizer(text); the ids must fit the model. */
+static void encode_text(row_tokens *r, const char *text, size_t len, const char *where, int vocab_size,
+                        const hone_text_options *opt) {
+    r->is_text = 1;
+    if (!opt || !opt->tokenizer) {
+        row_fail(r, "%s: text needs a tokenizer: put tokenizer.json in the model folder or give --tokenizer", where);
+        return;
+    }
+    if (hone_tokenizer_encode(opt->tokenizer, text, len, 1, &r->ids, &r->n) != HONE_OK) {
+        row_fail(r, "%s: %s", where, hone_error());
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++)
+        if (vocab_size > 0 && r->ids[i] >= vocab_size) {
+            row_fail(r,
+                     "%s: the tokenizer produced id %d, outside the model's vocabulary (size %d): the "
+                     "tokenizer does not belong to this model",
+                     where, r->ids[i], vocab_size);
+            return;
+        }
+}
+
+static void parse_row(row_tokens *r, const hone_line *l, const char *path, int vocab_size,
+                      const hone_text_options *opt) {
+    char where[512];
+    snprintf(where, sizeof where, "%s:%zu", path, l->line_no);
+    json_error_t err;
+    json_t *row = json_loadb(l->text, l->len, JSON_REJECT_DUPLICATES, &err);
+    if (!row) {
+        row_fail(r, "%s: invalid JSON at column %d: %s", where, err.column, err.text);
+        return;
+    }
+    const json_t *ids = json_is_object(row) ? json_object_get(row, "input_ids") : NULL;
+    const json_t *doc = json_is_object(row) ? json_object_get(row, "text") : NULL;
+    if (!json_is_object(row))
+        row_fail(r, "%s: expected a JSON object with \"input_ids\" or \"text\" (one per line)", where);
+    else if (!ids && json_is_string(doc))
+        encode_text(r, json_string_value(doc), json_string_length(doc), where, vocab_size, opt);
+    else if (!ids)
+        row_fail(r, "%s: missing \"input_ids\" (or a string \"text\")", where);
+    else if (!json_is_array(ids))
+        row_fail(r, "%s: \"input_ids\" is not an array of integers", where);
+    else
+        parse_ids(r, ids, where, vocab_size);
+    json_decref(row);
+}
+
+/* Appends n ids, growing the buffer by doubling. */
+static hone_status append_ids(hone_token_stream *s, size_t *cap, const int32_t *ids, size_t n, const char *path) {
     if (s->n_tokens + n > *cap) {
         size_t new_cap = *cap ? *cap : 4096;
         while (new_cap < s->n_tokens + n) new_cap *= 2;
         int32_t *grown = hone_alloc(new_cap * sizeof(int32_t));
-        if (!grown) return hone_error_context(HONE_ERR_NOMEM, "%s", where);
+        if (!grown) return hone_error_context(HONE_ERR_NOMEM, "%s", path);
         if (s->n_tokens) memcpy(grown, s->tokens, s->n_tokens * sizeof(int32_t));
         hone_free(s->tokens);
         s->tokens = grown;
         *cap = new_cap;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (vocab_size > 0 && ids[i] >= vocab_size)
-            return hone_errorf(HONE_ERR_INVALID,
-                               "%s: the tokenizer produced id %d, outside the model's vocabulary (size %d): the "
-                               "tokenizer does not belong to this model",
-                               where, ids[i], vocab_size);
-        s->tokens[s->n_tokens++] = ids[i];
-    }
+    memcpy(s->tokens + s->n_tokens, ids, n * sizeof(int32_t));
+    s->n_tokens += n;
     return HONE_OK;
 }
 
-/* One text document: tokenizer(text) then EOS. */
-static hone_status append_text(hone_token_stream *s, size_t *cap, const char *text, size_t len, const char *where,
-                               int vocab_size, const hone_text_options *opt) {
-    if (!opt || !opt->tokenizer)
-        return hone_errorf(HONE_ERR_INVALID,
-                           "%s: text needs a tokenizer: put tokenizer.json in the model folder or give --tokenizer",
-                           where);
-    int32_t *ids = NULL;
-    size_t n = 0;
-    hone_status st = hone_tokenizer_encode(opt->tokenizer, text, len, 1, &ids, &n);
-    if (st != HONE_OK) return hone_error_context(st, "%s", where);
-    st = append_raw(s, cap, ids, n, where, vocab_size);
-    if (st == HONE_OK && opt->eos_id >= 0 && (n == 0 || ids[n - 1] != opt->eos_id))
-        st = append_raw(s, cap, &opt->eos_id, 1, where, vocab_size);
-    free(ids);
-    return st;
-}
-
-static hone_status parse_row(hone_token_stream *s, size_t *cap, const char *text, size_t len, const char *path,
-                             size_t line, int vocab_size, const hone_text_options *opt) {
-    json_error_t err;
-    json_t *row = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-    if (!row)
-        return hone_errorf(HONE_ERR_FORMAT, "%s:%zu: invalid JSON at column %d: %s", path, line, err.column,
-                           err.text);
-    hone_status st = HONE_OK;
-    const json_t *ids = json_is_object(row) ? json_object_get(row, "input_ids") : NULL;
-    const json_t *doc = json_is_object(row) ? json_object_get(row, "text") : NULL;
-    if (!json_is_object(row))
-        st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: expected a JSON object with \"input_ids\" or \"text\" (one per line)",
-                         path, line);
-    else if (!ids && json_is_string(doc)) {
-        char where[512];
-        snprintf(where, sizeof where, "%s:%zu", path, line);
-        st = append_text(s, cap, json_string_value(doc), json_string_length(doc), where, vocab_size, opt);
-    } else if (!ids) st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: missing \"input_ids\" (or a string \"text\")", path, line);
-    else if (!json_is_array(ids))
-        st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: \"input_ids\" is not an array of integers", path, line);
-    else st = append_ids(s, cap, ids, path, line, vocab_size);
-    json_decref(row);
-    return st;
-}
-
-static int is_blank(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') return 0;
-    return 1;
-}
-
-static hone_status load_jsonl(hone_token_stream *s, const char *path, int vocab_size,
+/* A text document ends with EOS, unless the post-processor already put it there. */
+static hone_status append_row(hone_token_stream *s, size_t *cap, const row_tokens *r, const char *path,
                               const hone_text_options *opt) {
+    HONE_TRY(append_ids(s, cap, r->ids, r->n, path));
+    if (r->is_text && opt->eos_id >= 0 && (r->n == 0 || r->ids[r->n - 1] != opt->eos_id))
+        HONE_TRY(append_ids(s, cap, &opt->eos_id, 1, path));
+    return HONE_OK;
+}
+
+#define BATCH_LINES 4096
+
+/* Rows are parsed and tokenized in parallel batches and appended in file order. */
+static hone_status load_jsonl(hone_token_stream *s, const char *path, int vocab_size, const hone_text_options *opt) {
     hone_mapped_file f;
     HONE_TRY(hone_file_map(&f, path));
-    hone_status st = HONE_OK;
-    size_t cap = 0, line = 0;
-    for (size_t pos = 0; pos < f.size && st == HONE_OK; line++) {
-        const uint8_t *start = f.data + pos, *nl = memchr(start, '\n', f.size - pos);
-        size_t len = nl ? (size_t)(nl - start) : f.size - pos;
-        pos += len + 1;
-        if (is_blank(start, len)) continue;
-        st = parse_row(s, &cap, (const char *)start, len, path, line + 1, vocab_size, opt);
-        s->n_documents++;
+    hone_line *lines = calloc(BATCH_LINES, sizeof *lines);
+    row_tokens *rows = calloc(BATCH_LINES, sizeof *rows);
+    hone_status st = lines && rows ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "%s: out of memory", path);
+    size_t cap = 0, pos = 0, line_no = 0, n;
+    while (st == HONE_OK && (n = hone_next_lines((const char *)f.data, f.size, &pos, &line_no, lines, BATCH_LINES))) {
+#pragma omp parallel for schedule(dynamic, 16)
+        for (size_t i = 0; i < n; i++) parse_row(&rows[i], &lines[i], path, vocab_size, opt);
+        for (size_t i = 0; i < n; i++) {
+            if (st == HONE_OK && rows[i].error) st = hone_errorf(HONE_ERR_FORMAT, "%s", rows[i].error);
+            if (st == HONE_OK) st = append_row(s, &cap, &rows[i], path, opt);
+            free(rows[i].ids);
+            free(rows[i].error);
+            memset(&rows[i], 0, sizeof rows[i]);
+        }
+        s->n_documents += n;
     }
+    free(lines);
+    free(rows);
     hone_file_unmap(&f);
     return st;
 }
@@ -219,9 +242,13 @@ static int has_suffix(const char *s, const char *suffix) {
 static hone_status load_txt(hone_token_stream *s, const char *path, int vocab_size, const hone_text_options *opt) {
     hone_mapped_file f;
     HONE_TRY(hone_file_map(&f, path));
+    row_tokens r = {0};
+    encode_text(&r, (const char *)f.data, f.size, path, vocab_size, opt);
     size_t cap = 0;
-    hone_status st = append_text(s, &cap, (const char *)f.data, f.size, path, vocab_size, opt);
+    hone_status st = r.error ? hone_errorf(HONE_ERR_FORMAT, "%s", r.error) : append_row(s, &cap, &r, path, opt);
     s->n_documents = 1;
+    free(r.ids);
+    free(r.error);
     hone_file_unmap(&f);
     return st;
 }
@@ -234,9 +261,12 @@ hone_status hone_tokens_load_text(hone_token_stream *s, const char *path, int vo
                                   const hone_text_options *text) {
     memset(s, 0, sizeof *s);
     hone_status st;
-    if (has_suffix(path, ".bin")) st = load_shard(s, path, vocab_size);
-    else if (has_suffix(path, ".jsonl") || has_suffix(path, ".json")) st = load_jsonl(s, path, vocab_size, text);
-    else if (has_suffix(path, ".txt")) st = load_txt(s, path, vocab_size, text);
+    if (has_suffix(path, ".bin"))
+        st = load_shard(s, path, vocab_size);
+    else if (has_suffix(path, ".jsonl") || has_suffix(path, ".json"))
+        st = load_jsonl(s, path, vocab_size, text);
+    else if (has_suffix(path, ".txt"))
+        st = load_txt(s, path, vocab_size, text);
     else
         return hone_errorf(HONE_ERR_UNSUPPORTED,
                            "%s: unknown token file format (accepted: .bin llm.c shards, .txt text, or .jsonl/.json "
@@ -247,7 +277,10 @@ hone_status hone_tokens_load_text(hone_token_stream *s, const char *path, int vo
 }
 
 void hone_tokens_free(hone_token_stream *s) {
-    hone_free(s->tokens);
+    if (s->cache_mapping.data)
+        hone_file_unmap(&s->cache_mapping);
+    else
+        hone_free(s->tokens);
     memset(s, 0, sizeof *s);
 }
 
@@ -276,7 +309,8 @@ hone_status hone_tokens_write_shard(const char *path, const int32_t *tokens, siz
         size_t m = n - i < per_buf ? n - i : per_buf;
         for (size_t j = 0; j < m; j++) {
             uint32_t id = (uint32_t)tokens[i + j];
-            if (wide) write_u32_le(buf + 4 * j, id);
+            if (wide)
+                write_u32_le(buf + 4 * j, id);
             else {
                 buf[2 * j] = (uint8_t)id;
                 buf[2 * j + 1] = (uint8_t)(id >> 8);
@@ -290,4 +324,3 @@ hone_status hone_tokens_write_shard(const char *path, const int32_t *tokens, siz
     }
     return hone_atomic_commit(&af);
 }
-

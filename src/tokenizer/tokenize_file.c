@@ -9,10 +9,7 @@
 #define BATCH_LINES 4096
 
 typedef struct {
-    const char *text; /* the line, not NUL-terminated */
-    size_t len;
-    size_t line_no;
-    char *out;        /* the output line (malloc'd), or NULL on error */
+    char *out; /* the output line (malloc'd), or NULL on error */
     char error[256];
 } line_job;
 
@@ -37,11 +34,11 @@ static char *ids_line(const int32_t *ids, size_t n) {
 }
 
 /* {"text": ...} -> {"ids": [...]} */
-static void encode_line(const hone_tokenizer *tok, line_job *j, int add_special, const char *path) {
+static void encode_line(const hone_tokenizer *tok, const hone_line *l, line_job *j, int add_special, const char *path) {
     json_error_t err;
-    json_t *row = json_loadb(j->text, j->len, 0, &err), *text = json_object_get(row, "text");
+    json_t *row = json_loadb(l->text, l->len, 0, &err), *text = json_object_get(row, "text");
     if (!row || !json_is_string(text)) {
-        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, j->line_no,
+        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, l->line_no,
                  !row ? "invalid JSON" : "expected an object with a string field \"text\"");
         json_decref(row);
         return;
@@ -50,7 +47,7 @@ static void encode_line(const hone_tokenizer *tok, line_job *j, int add_special,
     size_t n = 0;
     if (hone_tokenizer_encode(tok, json_string_value(text), json_string_length(text), add_special, &ids, &n) !=
         HONE_OK) {
-        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, j->line_no, hone_error());
+        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, l->line_no, hone_error());
         json_decref(row);
         return;
     }
@@ -61,12 +58,12 @@ static void encode_line(const hone_tokenizer *tok, line_job *j, int add_special,
 }
 
 /* {"ids": [...]} -> {"text": ...} */
-static void decode_line(const hone_tokenizer *tok, line_job *j, const char *path) {
+static void decode_line(const hone_tokenizer *tok, const hone_line *l, line_job *j, const char *path) {
     json_error_t err;
-    json_t *row = json_loadb(j->text, j->len, 0, &err), *arr = json_object_get(row, "ids");
+    json_t *row = json_loadb(l->text, l->len, 0, &err), *arr = json_object_get(row, "ids");
     if (!arr) arr = json_object_get(row, "input_ids");
     if (!row || !json_is_array(arr)) {
-        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, j->line_no,
+        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, l->line_no,
                  !row ? "invalid JSON" : "expected an object with an array field \"ids\"");
         json_decref(row);
         return;
@@ -76,7 +73,7 @@ static void decode_line(const hone_tokenizer *tok, line_job *j, const char *path
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(arr, i);
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
-            snprintf(j->error, sizeof j->error, "%s:%zu: ids[%zu] is not a token id", path, j->line_no, i);
+            snprintf(j->error, sizeof j->error, "%s:%zu: ids[%zu] is not a token id", path, l->line_no, i);
             free(ids);
             json_decref(row);
             return;
@@ -86,7 +83,7 @@ static void decode_line(const hone_tokenizer *tok, line_job *j, const char *path
     char *text = NULL;
     size_t len = 0;
     if (hone_tokenizer_decode(tok, ids, n, 0, &text, &len) != HONE_OK) {
-        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, j->line_no, hone_error());
+        snprintf(j->error, sizeof j->error, "%s:%zu: %s", path, l->line_no, hone_error());
     } else {
         json_t *out = json_pack("{s:s%}", "text", text, len);
         j->out = json_dumps(out, JSON_COMPACT);
@@ -110,34 +107,25 @@ hone_status hone_tokenize_jsonl(const hone_tokenizer *tok, const char *in_path, 
         return st;
     }
     line_job *jobs = calloc(BATCH_LINES, sizeof *jobs);
-    if (!jobs) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    size_t pos = 0, line_no = 0;
-    while (st == HONE_OK && pos < size) {
-        /* gather a batch of non-blank lines */
-        int n = 0;
-        while (n < BATCH_LINES && pos < size) {
-            const char *start = data + pos, *nl = memchr(start, '\n', size - pos);
-            size_t len = nl ? (size_t)(nl - start) : size - pos;
-            pos += len + (nl ? 1 : 0);
-            line_no++;
-            size_t k = 0;
-            while (k < len && (start[k] == ' ' || start[k] == '\t' || start[k] == '\r')) k++;
-            if (k == len) continue;
-            jobs[n++] = (line_job){.text = start, .len = len, .line_no = line_no};
-        }
+    hone_line *lines = calloc(BATCH_LINES, sizeof *lines);
+    if (!jobs || !lines) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    size_t pos = 0, line_no = 0, n;
+    while (st == HONE_OK && (n = hone_next_lines(data, size, &pos, &line_no, lines, BATCH_LINES)) > 0) {
 #pragma omp parallel for schedule(dynamic, 16)
-        for (int i = 0; i < n; i++) {
-            if (decode) decode_line(tok, &jobs[i], in_path);
-            else encode_line(tok, &jobs[i], add_special_tokens, in_path);
+        for (size_t i = 0; i < n; i++) {
+            if (decode) decode_line(tok, &lines[i], &jobs[i], in_path);
+            else encode_line(tok, &lines[i], &jobs[i], add_special_tokens, in_path);
         }
-        for (int i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
             if (st == HONE_OK && !jobs[i].out) st = hone_errorf(HONE_ERR_FORMAT, "%s", jobs[i].error);
             if (st == HONE_OK) st = hone_atomic_write(&af, jobs[i].out, strlen(jobs[i].out));
             if (st == HONE_OK) st = hone_atomic_write(&af, "\n", 1);
             free(jobs[i].out);
+            jobs[i].out = NULL;
         }
-        *n_lines += (size_t)n;
+        *n_lines += n;
     }
+    free(lines);
     free(jobs);
     free(data);
     if (st != HONE_OK) {

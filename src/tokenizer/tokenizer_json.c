@@ -408,6 +408,8 @@ hone_status hone_tokenizer_load(hone_tokenizer **out, const char *path) {
   return HONE_OK;
 }
 
+const char *hone_tokenizer_path(const hone_tokenizer *t) { return t->path; }
+
 void hone_tokenizer_free(hone_tokenizer *t) {
   if (!t)
     return;

@@ -83,12 +83,43 @@ static void test_rng_fill_normal(void **state) {
     free(b);
 }
 
+/* Cache keys must not change between builds or hosts (pinned values), and every input bit, every length and the
+ * seed must change the hash. */
+static void test_hash128(void **state) {
+    (void)state;
+    uint64_t h[2], g[2];
+    char hex[33];
+    hone_hash128("", 0, 0, h);
+    hone_hash128_hex(h, hex);
+    assert_string_equal(hex, "20ba20800e87fe20ae7a414473d30f78");
+    const char *fox = "The quick brown fox jumps over the lazy dog";
+    hone_hash128(fox, strlen(fox), 0, h);
+    hone_hash128_hex(h, hex);
+    assert_string_equal(hex, "6f4c12380c73e3b127e34218aad9cf12");
+    hone_hash128(fox, strlen(fox), 1, g);
+    assert_true(g[0] != h[0] && g[1] != h[1]);
+
+    uint8_t buf[100] = {0};
+    uint64_t seen[100 * 8 + 101][2];
+    size_t n = 0;
+    for (size_t len = 0; len <= 100; len++) hone_hash128(buf, len, 0, seen[n++]); /* zero bytes of every length */
+    for (size_t bit = 0; bit < 100 * 8; bit++) {
+        buf[bit / 8] ^= (uint8_t)(1u << bit % 8);
+        hone_hash128(buf, sizeof buf, 0, seen[n++]);
+        buf[bit / 8] ^= (uint8_t)(1u << bit % 8);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (seen[i][0] == seen[j][0] || seen[i][1] == seen[j][1]) fail_msg("hash collision between inputs %zu and %zu", i, j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_context),
         cmocka_unit_test(test_atomic_write_replaces_whole_file),
         cmocka_unit_test(test_rng_streams_are_reproducible_and_distinct),
         cmocka_unit_test(test_rng_fill_normal),
+        cmocka_unit_test(test_hash128),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Text everywhere: streaming decode, and text files / JSONL {"text"} rows as token streams. Uses the real GPT-2
- * tokenizer from ../shared/data (skipped when absent) and a tiny tokenizer.json written here. */
+ * tokenizer from ../shared/data (skipped when absent) and a byte-level tokenizer.json written here. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,10 +102,125 @@ static void test_text_files_become_token_streams(void **state) {
     hone_tokenizer_free(tok);
 }
 
+/* A GPT-2-style byte-level tokenizer.json with no merges: one token per byte (ids 0..255 in GPT-2's byte order),
+ * written to dir/tokenizer.json. */
+static char *write_byte_tokenizer(const char *dir) {
+    json_t *vocab = json_object();
+    int next = 256;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        unsigned cp = printable ? (unsigned)b : (unsigned)next++;
+        char utf8[3] = {0};
+        if (cp < 0x80) utf8[0] = (char)cp;
+        else {
+            utf8[0] = (char)(0xC0 | cp >> 6);
+            utf8[1] = (char)(0x80 | (cp & 0x3F));
+        }
+        json_object_set_new(vocab, utf8, json_integer(b));
+    }
+    json_t *doc = json_pack("{s:s, s:[], s:n, s:{s:s, s:b, s:b, s:b}, s:n, s:{s:s, s:o, s:[]}, s:{s:s}}", "version",
+                            "1.0", "added_tokens", "normalizer", "pre_tokenizer", "type", "ByteLevel",
+                            "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1, "post_processor", "model",
+                            "type", "BPE", "vocab", vocab, "merges", "decoder", "type", "ByteLevel");
+    char *text = json_dumps(doc, JSON_COMPACT);
+    char *path = test_write_file(dir, "tokenizer.json", text, strlen(text));
+    free(text);
+    json_decref(doc);
+    return path;
+}
+
+static size_t count_entries(const char *dir) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '\\.tokens$'", dir);
+    FILE *p = popen(cmd, "r");
+    size_t n = 0;
+    if (p && fscanf(p, "%zu", &n) != 1) n = 0;
+    if (p) pclose(p);
+    return n;
+}
+
+/* The second load of the same text with the same tokenizer comes from the cache, with the same tokens; changing
+ * the data, the tokenizer's files or the options misses; a damaged entry is rebuilt. */
+static void test_token_cache(void **state) {
+    (void)state;
+    char *dir = test_tmpdir();
+    char *cache = hone_path_join(dir, "cache");
+    char *tok_path = write_byte_tokenizer(dir);
+    hone_tokenizer *tok;
+    TEST_OK(hone_tokenizer_load(&tok, tok_path));
+    const char *rows = "{\"text\": \"hi there\"}\n{\"input_ids\": [7, 8]}\n{\"text\": \"caf\\u00e9\"}\n";
+    char *jsonl = test_write_file(dir, "d.jsonl", rows, strlen(rows));
+    hone_text_options opt = {tok, 255};
+    hone_token_stream plain, first, again;
+    TEST_OK(hone_tokens_load_text(&plain, jsonl, 256, &opt));
+    assert_int_equal(plain.n_tokens, 8 + 1 + 2 + 5 + 1);
+    TEST_OK(hone_tokens_load_cached(&first, jsonl, 256, &opt, cache));
+    assert_null(first.cache_mapping.data); /* a miss: tokenized, then stored */
+    assert_int_equal(count_entries(cache), 1);
+    TEST_OK(hone_tokens_load_cached(&again, jsonl, 256, &opt, cache));
+    assert_non_null(again.cache_mapping.data);
+    assert_int_equal(again.n_tokens, plain.n_tokens);
+    assert_int_equal(again.n_documents, plain.n_documents);
+    assert_memory_equal(again.tokens, plain.tokens, plain.n_tokens * sizeof(int32_t));
+    assert_int_equal((uintptr_t)again.tokens % 64, 0);
+    /* the cached ids are still checked against the model's vocabulary */
+    hone_token_stream s;
+    TEST_FAILS_WITH(hone_tokens_load_cached(&s, jsonl, 200, &opt, cache), "does not belong to this model");
+    assert_null(s.tokens);
+    hone_tokens_free(&again);
+    hone_tokens_free(&first);
+
+    /* other options, other data, other tokenizer files: new entries */
+    hone_text_options no_eos = {tok, -1};
+    TEST_OK(hone_tokens_load_cached(&s, jsonl, 256, &no_eos, cache));
+    assert_int_equal(s.n_tokens, plain.n_tokens - 2);
+    hone_tokens_free(&s);
+    assert_int_equal(count_entries(cache), 2);
+    const char *rows2 = "{\"text\": \"hi there!\"}\n";
+    free(test_write_file(dir, "d.jsonl", rows2, strlen(rows2)));
+    TEST_OK(hone_tokens_load_cached(&s, jsonl, 256, &opt, cache));
+    assert_null(s.cache_mapping.data);
+    assert_int_equal(s.n_tokens, 10);
+    hone_tokens_free(&s);
+    assert_int_equal(count_entries(cache), 3);
+    free(test_write_file(dir, "tokenizer_config.json", "{}", 2));
+    TEST_OK(hone_tokens_load_cached(&s, jsonl, 256, &opt, cache));
+    assert_null(s.cache_mapping.data);
+    hone_tokens_free(&s);
+    assert_int_equal(count_entries(cache), 4);
+
+    /* damage every entry: each is reported, ignored and rewritten */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "for f in '%s'/*.tokens; do head -c 100 \"$f\" > \"$f.x\" && mv \"$f.x\" \"$f\"; done",
+             cache);
+    assert_int_equal(system(cmd), 0);
+    TEST_OK(hone_tokens_load_cached(&s, jsonl, 256, &opt, cache));
+    assert_null(s.cache_mapping.data);
+    hone_tokens_free(&s);
+    TEST_OK(hone_tokens_load_cached(&s, jsonl, 256, &opt, cache));
+    assert_non_null(s.cache_mapping.data);
+    assert_int_equal(s.n_tokens, 10);
+    hone_tokens_free(&s);
+
+    /* an unwritable cache folder costs time, not correctness */
+    TEST_OK(hone_tokens_load_cached(&s, jsonl, 256, &opt, "/proc/hone-no-such-dir"));
+    assert_int_equal(s.n_tokens, 10);
+    hone_tokens_free(&s);
+
+    hone_tokens_free(&plain);
+    hone_tokenizer_free(tok);
+    free(jsonl);
+    free(tok_path);
+    free(cache);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_stream_pieces_are_whole_characters),
         cmocka_unit_test(test_text_files_become_token_streams),
+        cmocka_unit_test(test_token_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
