@@ -196,6 +196,9 @@ typedef hone_status (*tok_word_fn)(void *ctx, const uint8_t *w, size_t n);
 hone_status tok_byte_level_split(const hone_tokenizer *t, pcre2_match_data *md,
                                  const uint8_t *text, size_t n,
                                  tok_word_fn word, void *ctx);
+/* The same split by PCRE2 alone, without the ASCII fast path: the definition the tests hold the fast path to. */
+hone_status tok_byte_level_split_pcre2(const hone_tokenizer *t, pcre2_match_data *md, const uint8_t *text, size_t n,
+                                       tok_word_fn word, void *ctx);
 /* Appends the bytes a token stands for: each character mapped back to its byte,
  * or — when some character is not one of the 256 byte characters (e.g. an added
  * token with a space) — the token's UTF-8 as it is. */
