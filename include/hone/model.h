@@ -4,7 +4,7 @@
  *     hone_model *m;
  *     if (hone_model_load(&m, "models/gpt2") != HONE_OK) die(hone_error());
  *     hone_model_prepare(m, B, T, 1);                       // plan activation memory once
- *     hone_model_forward(m, input_ids, NULL, B, T);          // trunk: embeddings -> blocks -> final norm
+ *     hone_model_forward(m, input_ids, B, T);                // trunk: embeddings -> blocks -> final norm
  *     hone_loss loss;
  *     hone_model_zero_grad(m);
  *     hone_head_cross_entropy(m, targets, 1.0f / n_targets, 1, &loss);  // chunked logits, loss, d(hidden)
@@ -97,6 +97,10 @@ hone_status hone_model_hf_tensor_get(const hone_model *m, const char *name, int 
 hone_status hone_model_prepare(hone_model *m, int B, int T, int training);
 /* Runs the trunk on ids [B, T] (positions 0..T-1). b <= prepared B, t <= prepared T. */
 hone_status hone_model_forward(hone_model *m, const int32_t *ids, int B, int T);
+/* The same with position ids pos [B, T] for packed rows: positions restart at 0 where a sample starts and go up by
+ * one, and each token attends only to the earlier tokens of its own sample (block-diagonal causal attention), so
+ * a packed row computes exactly what its samples would alone. pos must stay valid until the backward pass. */
+hone_status hone_model_forward_positions(hone_model *m, const int32_t *ids, const int32_t *pos, int B, int T);
 /* Final hidden states of the last forward, [B*T, C]. */
 const float *hone_model_hidden(const hone_model *m);
 

@@ -181,6 +181,7 @@ static void parse_row(row_tokens *r, const hone_line *l, const char *path, int v
 
 /* Appends n ids, growing the buffer by doubling. */
 static hone_status append_ids(hone_token_stream *s, size_t *cap, const int32_t *ids, size_t n, const char *path) {
+    if (!n) return HONE_OK;
     if (s->n_tokens + n > *cap) {
         size_t new_cap = *cap ? *cap : 4096;
         while (new_cap < s->n_tokens + n) new_cap *= 2;

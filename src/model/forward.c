@@ -161,9 +161,28 @@ static void norm_backward(hone_model *m, float *dx, float *dw, float *db, const 
 }
 
 hone_status hone_model_forward(hone_model *m, const int32_t *ids, int B, int T) {
+    return hone_model_forward_positions(m, ids, NULL, B, T);
+}
+
+/* Position ids must restart at 0 or go up by one, so that each token's window [t - pos, t] is its own sample. */
+static hone_status check_positions(const int32_t *pos, int B, int T) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const int32_t p = pos[(size_t)b * T + t];
+            if (p != 0 && (t == 0 || p != pos[(size_t)b * T + t - 1] + 1))
+                return hone_errorf(HONE_ERR_INVALID,
+                                   "position id %d at row %d, column %d: positions must start at 0 and go up by one "
+                                   "within each packed sample",
+                                   (int)p, b, t);
+        }
+    return HONE_OK;
+}
+
+hone_status hone_model_forward_positions(hone_model *m, const int32_t *ids, const int32_t *pos, int B, int T) {
     const hone_model_config *c = &m->cfg;
     if (!m->act_mem || B > m->B || T > m->T || (B * T > m->B * m->T))
         return hone_errorf(HONE_ERR_INVALID, "forward of %d × %d exceeds the prepared %d × %d", B, T, m->B, m->T);
+    if (pos) HONE_TRY(check_positions(pos, B, T));
     const int N = B * T, C = c->hidden_size, QKV = model_qkv_dim(c), Q = c->num_heads * c->head_dim;
     const int F = model_fc_dim(c), IM = c->intermediate_size, L = c->num_layers;
     for (int n = 0; n < N; n++)
@@ -171,9 +190,10 @@ hone_status hone_model_forward(hone_model *m, const int32_t *ids, int B, int T) 
             return hone_errorf(HONE_ERR_INVALID, "token id %d at position %d is outside the vocabulary (size %d)",
                                ids[n], n, c->vocab_size);
     m->last_ids = ids;
+    m->last_pos = pos;
     m->last_B = B;
     m->last_T = T;
-    op_embedding_forward(m->resid[0], ids, m->w.wte, m->w.wpe, NULL, N, T, C);
+    op_embedding_forward(m->resid[0], ids, m->w.wte, m->w.wpe, pos, N, T, C);
     for (int l = 0; l < L; l++) {
         const hone_layer_weights *w = &m->w.layers[l];
         hone_layer_acts *a = &m->acts[l];
@@ -181,8 +201,8 @@ hone_status hone_model_forward(hone_model *m, const int32_t *ids, int B, int T) 
         norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
         op_linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV);
         if (c->arch == HONE_ARCH_LLAMA)
-            op_rope(a->qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin, NULL, 0);
-        op_attention_forward(a->atty, a->att, a->qkv, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
+            op_rope(a->qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin, pos, 0);
+        op_attention_forward(a->atty, a->att, a->qkv, pos, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
                              model_attention_scale(c, l));
         op_linear_forward(a->resmid, a->atty, w->o_w, w->o_b, N, Q, C);
         op_add_inplace(a->resmid, x, (size_t)N * C);
@@ -307,10 +327,11 @@ hone_status hone_model_backward(hone_model *m) {
         op_attention_backward(m->d_qkv, m->d_atty, a->qkv, a->att, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
                               model_attention_scale(c, l), m->attn_scratch);
         if (c->arch == HONE_ARCH_LLAMA)
-            op_rope(m->d_qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin, NULL, 1);
+            op_rope(m->d_qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin,
+                    m->last_pos, 1);
         op_linear_backward(m->d_ln, g->qkv_w, g->qkv_b, m->d_qkv, a->ln1, w->qkv_w, N, C, QKV, 0);
         norm_backward(m, dres, g->ln1_w, g->ln1_b, m->d_ln, m->resid[l], w->ln1_w, a->ln1_mean, a->ln1_rstd, N);
     }
-    op_embedding_backward(m->g.wte, m->g.wpe, dres, m->last_ids, N, T, C);
+    op_embedding_backward(m->g.wte, m->g.wpe, dres, m->last_ids, m->last_pos, N, T, C);
     return HONE_OK;
 }

@@ -88,6 +88,7 @@ struct hone_model {
     int planned_threads;      /* per-thread scratch is sized for this many */
     int chunk_rows;
     const int32_t *last_ids;  /* ids of the last forward (for the embedding backward) */
+    const int32_t *last_pos;  /* its position ids, or NULL for 0..T-1 */
     int last_B, last_T;
 
     float *rope_cos, *rope_sin; /* [rope_len, HD/2] */

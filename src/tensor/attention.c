@@ -33,8 +33,8 @@ static inline void softmax_inplace(float *p, int len) {
 /* Per (batch, head): scores = Q K^T over the whole T×T square (GEMMs beat skipping the masked half at the sizes
  * that matter), causal softmax row by row, then out = P V. The GEMMs run single-threaded inside the parallel
  * loop (OpenMP OpenBLAS does so by itself in a parallel region). */
-void op_attention_forward(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV, int HD,
-                          float scale) {
+void op_attention_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH, int NKV,
+                          int HD, float scale) {
     const int S = (NH + 2 * NKV) * HD, group = NH / NKV;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
@@ -48,7 +48,9 @@ void op_attention_forward(float *out, float *att, const float *qkv, int B, int T
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, S, k, S, 0.0f, P, T);
             for (int t = 0; t < T; t++) {
                 float *p = P + (size_t)t * T;
-                softmax_inplace(p, t + 1);
+                const int first = pos ? t - pos[(size_t)b * T + t] : 0;
+                for (int t2 = 0; t2 < first; t2++) p[t2] = 0;
+                softmax_inplace(p + first, t - first + 1);
                 for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, v, S, 0.0f,

@@ -17,7 +17,8 @@ void op_embedding_forward(float *out, const int32_t *ids, const float *wte, cons
     }
 }
 
-void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids, int N, int T, int C) {
+void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids, const int32_t *pos, int N,
+                           int T, int C) {
     /* Rows may repeat a token, so the scatter into dwte is split by columns across threads instead of rows:
      * each thread owns a slice of C and visits the rows in order, which keeps the sums deterministic. */
 #pragma omp parallel
@@ -29,7 +30,7 @@ void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const in
         if (dwpe) {
 #pragma omp for schedule(static)
             for (int i = 0; i < C; i++) {
-                for (int n = 0; n < N; n++) dwpe[(size_t)(n % T) * C + i] += dout[(size_t)n * C + i];
+                for (int n = 0; n < N; n++) dwpe[(size_t)(pos ? pos[n] : n % T) * C + i] += dout[(size_t)n * C + i];
             }
         }
     }

@@ -10,8 +10,9 @@
 /* out[N,C] = wte[ids[n]] (+ wpe[pos[n]] when wpe != NULL; pos NULL = n % T) */
 void op_embedding_forward(float *out, const int32_t *ids, const float *wte, const float *wpe, const int32_t *pos,
                           int N, int T, int C);
-/* dwte[ids[n]] += dout[n]; dwpe[n % T] += dout[n] */
-void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids, int N, int T, int C);
+/* dwte[ids[n]] += dout[n]; dwpe[pos[n]] += dout[n] (pos NULL: n % T) */
+void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids, const int32_t *pos, int N,
+                           int T, int C);
 
 /* out[N,C] = (x - mean) * rstd * w + b; saves mean[N], rstd[N] (either may be NULL at inference) */
 void op_layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
@@ -41,9 +42,11 @@ void op_rope(float *x, int N, int T, int stride, int n_heads, int HD, const floa
 void op_rope_tables(float *cos_t, float *sin_t, int max_pos, int HD, float theta);
 
 /* Causal self-attention over qkv[B*T, (NH + 2*NKV)*HD] laid out q heads | k heads | v heads per row.
- * out[B*T, NH*HD]; att[B, NH, T, T] saves the probabilities (upper triangle unused). */
-void op_attention_forward(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV, int HD,
-                          float scale);
+ * out[B*T, NH*HD]; att[B, NH, T, T] saves the probabilities (zero outside each row's window). pos[B*T] (NULL:
+ * t) are position ids: the token at t attends to [t - pos, t], so rows packed with several samples whose positions
+ * restart at 0 keep each sample to itself. */
+void op_attention_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH, int NKV,
+                          int HD, float scale);
 /* dqkv[B*T, (NH+2NKV)*HD] = gradient of qkv (overwritten). scratch: op_attention_scratch_floats(T) floats */
 void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                            int NH, int NKV, int HD, float scale, float *scratch);

@@ -221,6 +221,84 @@ static void check_kv_cache(const char *name) {
     fixture_close(&f);
 }
 
+/* All gradients in Hugging Face order, concatenated. */
+static float *all_grads(hone_model *m, size_t *total) {
+    size_t n = 0, k = hone_model_hf_tensor_count(m);
+    for (size_t i = 0; i < k; i++) {
+        int ndim;
+        int64_t shape[2];
+        hone_model_hf_tensor_name(m, i, &ndim, shape);
+        n += (size_t)shape[0] * (ndim == 2 ? (size_t)shape[1] : 1);
+    }
+    float *g = malloc(n * sizeof *g);
+    size_t off = 0;
+    for (size_t i = 0; i < k; i++) {
+        int ndim;
+        int64_t shape[2];
+        const char *name = hone_model_hf_tensor_name(m, i, &ndim, shape);
+        TEST_OK(hone_model_hf_tensor_get(m, name, 1, g + off));
+        off += (size_t)shape[0] * (ndim == 2 ? (size_t)shape[1] : 1);
+    }
+    *total = n;
+    return g;
+}
+
+/* A row packed with two samples (positions restarting at 0) computes what the samples compute alone: the same
+ * hidden states, the same summed loss and the same gradients. */
+static void check_packing(const char *name) {
+    fixture f;
+    fixture_open(&f, name);
+    hone_model *m = f.model;
+    const int T = f.T, a = T / 2 + 1, b = T - a, C = hone_model_get_config(m)->hidden_size;
+    int32_t *ids = malloc(sizeof(int32_t) * T), *pos = malloc(sizeof(int32_t) * T), *tg = malloc(sizeof(int32_t) * T);
+    for (int t = 0; t < T; t++) {
+        ids[t] = t < a ? f.ids[t] : f.ids[T + (t - a)]; /* sample 1 from row 0, sample 2 from row 1 */
+        pos[t] = t < a ? t : t - a;
+    }
+    for (int t = 0; t < T; t++) tg[t] = (t + 1 == a || t + 1 == T) ? -100 : ids[t + 1];
+    TEST_OK(hone_model_prepare(m, 1, T, 1));
+
+    /* alone: sample 1, then sample 2, gradients accumulating */
+    float *hidden = malloc(sizeof(float) * T * C);
+    hone_loss l1, l2, lp;
+    hone_model_zero_grad(m);
+    TEST_OK(hone_model_forward(m, ids, 1, a));
+    memcpy(hidden, hone_model_hidden(m), sizeof(float) * a * C);
+    TEST_OK(hone_head_cross_entropy(m, tg, 1.0f, 1, &l1));
+    TEST_OK(hone_model_backward(m));
+    TEST_OK(hone_model_forward(m, ids + a, 1, b));
+    memcpy(hidden + (size_t)a * C, hone_model_hidden(m), sizeof(float) * b * C);
+    TEST_OK(hone_head_cross_entropy(m, tg + a, 1.0f, 1, &l2));
+    TEST_OK(hone_model_backward(m));
+    size_t n;
+    float *alone = all_grads(m, &n);
+
+    hone_model_zero_grad(m);
+    TEST_OK(hone_model_forward_positions(m, ids, pos, 1, T));
+    test_assert_close(hone_model_hidden(m), hidden, (size_t)T * C, 1e-5f, 1e-5f, "packed hidden states");
+    TEST_OK(hone_head_cross_entropy(m, tg, 1.0f, 1, &lp));
+    TEST_OK(hone_model_backward(m));
+    assert_int_equal(lp.count, l1.count + l2.count);
+    assert_true(fabs(lp.sum_nll - (l1.sum_nll + l2.sum_nll)) <= 1e-5 * fabs(lp.sum_nll));
+    float *packed = all_grads(m, &n);
+    test_assert_close(packed, alone, n, 1e-5f, 1e-4f, "packed gradients");
+
+    /* positions that neither restart at 0 nor go up by one are refused */
+    pos[3] = 7;
+    TEST_FAILS_WITH(hone_model_forward_positions(m, ids, pos, 1, T), "positions must start at 0");
+    free(packed);
+    free(alone);
+    free(hidden);
+    free(ids);
+    free(pos);
+    free(tg);
+    fixture_close(&f);
+}
+
+static void test_packing_gpt2(void **s) { (void)s; check_packing("gpt2"); }
+static void test_packing_llama(void **s) { (void)s; check_packing("llama"); }
+static void test_packing_qwen2(void **s) { (void)s; check_packing("qwen2"); }
+
 static void test_kv_cache_gpt2(void **s) { (void)s; check_kv_cache("gpt2"); }
 static void test_kv_cache_llama(void **s) { (void)s; check_kv_cache("llama"); }
 static void test_kv_cache_qwen2(void **s) { (void)s; check_kv_cache("qwen2"); }
@@ -426,7 +504,8 @@ int main(void) {
         cmocka_unit_test(test_gpt2_forward_backward), cmocka_unit_test(test_llama_forward_backward),
         cmocka_unit_test(test_mistral_forward_backward), cmocka_unit_test(test_qwen2_forward_backward),
         cmocka_unit_test(test_gpt2_adamw), cmocka_unit_test(test_llama_adamw), cmocka_unit_test(test_qwen2_adamw),
-        cmocka_unit_test(test_kv_cache_gpt2), cmocka_unit_test(test_kv_cache_llama), cmocka_unit_test(test_kv_cache_qwen2),
+        cmocka_unit_test(test_packing_gpt2), cmocka_unit_test(test_packing_llama),
+        cmocka_unit_test(test_packing_qwen2), cmocka_unit_test(test_kv_cache_gpt2), cmocka_unit_test(test_kv_cache_llama), cmocka_unit_test(test_kv_cache_qwen2),
         cmocka_unit_test(test_save_roundtrip_gpt2), cmocka_unit_test(test_save_roundtrip_llama),
         cmocka_unit_test(test_save_roundtrip_qwen2), cmocka_unit_test(test_load_half_precision),
         cmocka_unit_test(test_gpt2_without_prefix), cmocka_unit_test(test_checkpoint_mismatches_are_errors),

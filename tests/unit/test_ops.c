@@ -144,14 +144,14 @@ static void test_rope_backward(void **state) {
 typedef struct { float *qkv, *att; int B, T, NH, NKV, HD; } attn_ctx;
 static void attn_fwd(void *p, float *out) {
     attn_ctx *c = p;
-    op_attention_forward(out, c->att, c->qkv, c->B, c->T, c->NH, c->NKV, c->HD, 0.5f);
+    op_attention_forward(out, c->att, c->qkv, NULL, c->B, c->T, c->NH, c->NKV, c->HD, 0.5f);
 }
 static void check_attention(int NH, int NKV) {
     const int B = 2, T = 4, HD = 3, S = (NH + 2 * NKV) * HD, n_out = B * T * NH * HD;
     attn_ctx c = {randn((size_t)B * T * S, 1), zeros((size_t)B * NH * T * T), B, T, NH, NKV, HD};
     float *R = randn(n_out, 1), *out = zeros(n_out), *dqkv = zeros((size_t)B * T * S);
     float *scratch = zeros(op_attention_scratch_floats(T));
-    op_attention_forward(out, c.att, c.qkv, B, T, NH, NKV, HD, 0.5f);
+    op_attention_forward(out, c.att, c.qkv, NULL, B, T, NH, NKV, HD, 0.5f);
     op_attention_backward(dqkv, R, c.qkv, c.att, B, T, NH, NKV, HD, 0.5f, scratch);
     check_fd(attn_fwd, &c, c.qkv, dqkv, (size_t)B * T * S, R, n_out, NKV < NH ? "attention (GQA)" : "attention");
     free(c.qkv), free(c.att), free(R), free(out), free(dqkv), free(scratch);
@@ -167,7 +167,7 @@ static void test_attention_cached_matches_full(void **state) {
     (void)state;
     const int T = 6, NH = 4, NKV = 2, HD = 4, S = (NH + 2 * NKV) * HD;
     float *qkv = randn((size_t)T * S, 1), *att = zeros((size_t)NH * T * T), *full = zeros((size_t)T * NH * HD);
-    op_attention_forward(full, att, qkv, 1, T, NH, NKV, HD, 0.5f);
+    op_attention_forward(full, att, qkv, NULL, 1, T, NH, NKV, HD, 0.5f);
     float *k = zeros((size_t)NKV * T * HD), *v = zeros((size_t)NKV * T * HD), *out = zeros((size_t)T * NH * HD);
     float *scratch = zeros((size_t)64 * T);
     for (int t = 0; t < T; t++)
@@ -196,7 +196,7 @@ static void test_embedding_backward(void **state) {
     int32_t ids[6] = {1, 3, 1, 4, 1, 0}; /* repeated ids accumulate */
     emb_ctx c = {randn(V * C, 1), randn(T * C, 1), ids, N, T, C};
     float *R = randn(N * C, 1), *dwte = zeros(V * C), *dwpe = zeros(T * C);
-    op_embedding_backward(dwte, dwpe, R, ids, N, T, C);
+    op_embedding_backward(dwte, dwpe, R, ids, NULL, N, T, C);
     check_fd(emb_fwd, &c, c.wte, dwte, V * C, R, N * C, "embedding dwte");
     check_fd(emb_fwd, &c, c.wpe, dwpe, T * C, R, N * C, "embedding dwpe");
     free(c.wte), free(c.wpe), free(R), free(dwte), free(dwpe);
