@@ -1,39 +1,17 @@
 /* The GPT-2 pre-tokenizer's ASCII fast path (src/tokenizer/byte_level.c) against its definition, the GPT-2 regex
  * run by PCRE2: the same words on every corpus in ../shared/data/corpora, on hand-picked edge cases and on
  * random strings that mix ASCII with non-ASCII letters, digits and spaces. */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
 #include "tokenizer/tokenizer_internal.h"
 
-/* A byte-level tokenizer.json with one token per byte and no merges (the split does not depend on the vocab). */
 static hone_tokenizer *byte_level_tokenizer(const char *dir) {
-    json_t *vocab = json_object();
-    int next = 256;
-    for (int b = 0; b < 256; b++) {
-        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        unsigned cp = printable ? (unsigned)b : (unsigned)next++;
-        char utf8[3] = {0};
-        if (cp < 0x80) utf8[0] = (char)cp;
-        else {
-            utf8[0] = (char)(0xC0 | cp >> 6);
-            utf8[1] = (char)(0x80 | (cp & 0x3F));
-        }
-        json_object_set_new(vocab, utf8, json_integer(b));
-    }
-    json_t *doc = json_pack("{s:s, s:[], s:n, s:{s:s, s:b, s:b, s:b}, s:n, s:{s:s, s:o, s:[]}, s:{s:s}}", "version",
-                            "1.0", "added_tokens", "normalizer", "pre_tokenizer", "type", "ByteLevel",
-                            "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1, "post_processor", "model",
-                            "type", "BPE", "vocab", vocab, "merges", "decoder", "type", "ByteLevel");
-    char *text = json_dumps(doc, JSON_COMPACT);
-    char *path = test_write_file(dir, "tokenizer.json", text, strlen(text));
+    char *path = test_write_byte_level_tokenizer(dir, NULL, 0);
     hone_tokenizer *tok;
     TEST_OK(hone_tokenizer_load(&tok, path));
-    free(text);
     free(path);
-    json_decref(doc);
     return tok;
 }
 

@@ -1,6 +1,5 @@
 /* Text everywhere: streaming decode, and text files / JSONL {"text"} rows as token streams. Uses the real GPT-2
  * tokenizer from ../shared/data (skipped when absent) and a byte-level tokenizer.json written here. */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,33 +101,6 @@ static void test_text_files_become_token_streams(void **state) {
     hone_tokenizer_free(tok);
 }
 
-/* A GPT-2-style byte-level tokenizer.json with no merges: one token per byte (ids 0..255 in GPT-2's byte order),
- * written to dir/tokenizer.json. */
-static char *write_byte_tokenizer(const char *dir) {
-    json_t *vocab = json_object();
-    int next = 256;
-    for (int b = 0; b < 256; b++) {
-        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        unsigned cp = printable ? (unsigned)b : (unsigned)next++;
-        char utf8[3] = {0};
-        if (cp < 0x80) utf8[0] = (char)cp;
-        else {
-            utf8[0] = (char)(0xC0 | cp >> 6);
-            utf8[1] = (char)(0x80 | (cp & 0x3F));
-        }
-        json_object_set_new(vocab, utf8, json_integer(b));
-    }
-    json_t *doc = json_pack("{s:s, s:[], s:n, s:{s:s, s:b, s:b, s:b}, s:n, s:{s:s, s:o, s:[]}, s:{s:s}}", "version",
-                            "1.0", "added_tokens", "normalizer", "pre_tokenizer", "type", "ByteLevel",
-                            "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1, "post_processor", "model",
-                            "type", "BPE", "vocab", vocab, "merges", "decoder", "type", "ByteLevel");
-    char *text = json_dumps(doc, JSON_COMPACT);
-    char *path = test_write_file(dir, "tokenizer.json", text, strlen(text));
-    free(text);
-    json_decref(doc);
-    return path;
-}
-
 static size_t count_entries(const char *dir) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '\\.tokens$'", dir);
@@ -145,7 +117,7 @@ static void test_token_cache(void **state) {
     (void)state;
     char *dir = test_tmpdir();
     char *cache = hone_path_join(dir, "cache");
-    char *tok_path = write_byte_tokenizer(dir);
+    char *tok_path = test_write_byte_level_tokenizer(dir, NULL, 0);
     hone_tokenizer *tok;
     TEST_OK(hone_tokenizer_load(&tok, tok_path));
     const char *rows = "{\"text\": \"hi there\"}\n{\"input_ids\": [7, 8]}\n{\"text\": \"caf\\u00e9\"}\n";

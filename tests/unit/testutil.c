@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include <jansson.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,4 +53,36 @@ void test_assert_close(const float *got, const float *want, size_t n, float atol
     if (n && worst_excess > 0)
         fail_msg("%s: element %zu of %zu: got %.9g, want %.9g (atol %g, rtol %g)", what, worst, n, got[worst],
                  want[worst], atol, rtol);
+}
+
+char *test_write_byte_level_tokenizer(const char *dir, const char *const *special, size_t n_special) {
+    json_t *vocab = json_object(), *added = json_array();
+    int next = 256;
+    for (int b = 0; b < 256; b++) {
+        /* GPT-2's bytes_to_unicode: printable bytes stand for themselves, the others become U+0100.. */
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        unsigned cp = printable ? (unsigned)b : (unsigned)next++;
+        char utf8[3] = {0};
+        if (cp < 0x80) utf8[0] = (char)cp;
+        else {
+            utf8[0] = (char)(0xC0 | cp >> 6);
+            utf8[1] = (char)(0x80 | (cp & 0x3F));
+        }
+        json_object_set_new(vocab, utf8, json_integer(b));
+    }
+    for (size_t i = 0; i < n_special; i++) {
+        json_object_set_new(vocab, special[i], json_integer(256 + (json_int_t)i));
+        json_array_append_new(added, json_pack("{s:I, s:s, s:b, s:b, s:b, s:b, s:b}", "id", (json_int_t)(256 + i),
+                                               "content", special[i], "single_word", 0, "lstrip", 0, "rstrip", 0,
+                                               "normalized", 0, "special", 1));
+    }
+    json_t *doc = json_pack("{s:s, s:o, s:n, s:{s:s, s:b, s:b, s:b}, s:n, s:{s:s, s:o, s:[]}, s:{s:s}}", "version",
+                            "1.0", "added_tokens", added, "normalizer", "pre_tokenizer", "type", "ByteLevel",
+                            "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1, "post_processor", "model",
+                            "type", "BPE", "vocab", vocab, "merges", "decoder", "type", "ByteLevel");
+    char *text = json_dumps(doc, JSON_COMPACT);
+    char *path = test_write_file(dir, "tokenizer.json", text, strlen(text));
+    free(text);
+    json_decref(doc);
+    return path;
 }

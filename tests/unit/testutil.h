@@ -18,6 +18,10 @@ void test_tmpdir_remove(const char *dir);
 /* Writes bytes to dir/name; returns the path (free()). */
 char *test_write_file(const char *dir, const char *name, const void *data, size_t n);
 
+/* Writes dir/tokenizer.json: a GPT-2-style byte-level BPE with one token per byte (ids 0..255 in byte order) and
+ * no merges, plus the given special added tokens (ids 256, 257, ...). Returns the path (free()). */
+char *test_write_byte_level_tokenizer(const char *dir, const char *const *special, size_t n_special);
+
 /* Fails the test with the library's error message when st != HONE_OK. */
 #define TEST_OK(expr)                                                                                          \
     do {                                                                                                       \
