@@ -17,6 +17,8 @@ int cmd_generate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_expand(int argc, char **argv);
 
 /* Parses argv against specs; handles --help. Returns 0 on success, else the exit code to return (0 for help). */
 int cli_parse(hone_settings **s, const char *command, const char *usage, const hone_key_spec *specs, size_t n,
@@ -29,6 +31,15 @@ int cli_threads(const hone_settings *s, const char *command);
 const char *cli_model_path(const hone_settings *s, const char *command);
 /* Fills a training configuration from the common training keys (CLI_TRAIN_KEYS). */
 int cli_train_config(const hone_settings *s, hone_train_config *tc, const char *command);
+
+/* Output options of merge and expand (cmd_merge.c): --output-dir, --max-shard-size, --out-dtype, --threads;
+ * 0 (after printing the error) when one is invalid. Progress goes to stderr, one line per tensor. */
+int cli_merge_options(const hone_settings *s, hone_merge_options *o, const char *command);
+/* Prints the summary line (stderr) or, with json, one JSON object (stdout). */
+void cli_merge_report(const hone_merge_summary *sum, const char *output_dir, int json);
+#define CLI_MERGE_OUTPUT_KEYS                                                                                   \
+    {"max_shard_size", HONE_KEY_STRING, "5GB", "bytes per output safetensors shard (5GB, 500MB, 2GiB, ...)"},  \
+    {"out_dtype", HONE_KEY_STRING, NULL, "float32 | float16 | bfloat16 (default: the config's out_dtype / dtype)"}
 
 #define CLI_THREADS_KEY {"threads", HONE_KEY_INT, "0", "CPU threads for OpenMP and BLAS (0 = all cores)"}
 

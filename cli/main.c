@@ -10,6 +10,8 @@ static const cli_command commands[] = {
     {"eval", "mean next-token loss and perplexity of a model on a token file", cmd_eval},
     {"generate", "generate tokens from a prompt with a KV cache", cmd_generate},
     {"tokenize", "JSONL text to token ids with a Hugging Face tokenizer.json (or back with --decode)", cmd_tokenize},
+    {"merge", "merge models with a mergekit YAML config (linear, slerp, ties, dare, della, ...)", cmd_merge},
+    {"expand", "LLaMA Pro block expansion: insert identity blocks (zeroed output projections)", cmd_expand},
     {"bench", "benchmarks (bench train: one training step of a built-in model shape)", cmd_bench},
 };
 

@@ -28,6 +28,7 @@
 #include "hone/conversation.h"
 #include "hone/data.h"
 #include "hone/eval.h"
+#include "hone/merge.h"
 #include "hone/model.h"
 #include "hone/optim.h"
 #include "hone/safetensors.h"

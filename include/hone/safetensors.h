@@ -82,6 +82,20 @@ typedef struct {
 
 hone_status hone_st_write(const char *path, const hone_st_entry *entries, size_t n_entries);
 
+/* Streaming writer, for files larger than memory: the header is written from the entries' names, dtypes and
+ * shapes (their `data` is not read and may be NULL), then the tensors' bytes are appended in entry order by
+ * any number of hone_st_stream_write calls. Commit checks that exactly the announced bytes arrived, then
+ * fsyncs and renames the file into place; abort removes it. Same checks and layout as hone_st_write. */
+typedef struct {
+    hone_atomic_file af;
+    uint64_t remaining; /* data bytes still expected */
+} hone_st_stream;
+
+hone_status hone_st_stream_open(hone_st_stream *s, const char *path, const hone_st_entry *entries, size_t n_entries);
+hone_status hone_st_stream_write(hone_st_stream *s, const void *data, size_t n);
+hone_status hone_st_stream_commit(hone_st_stream *s);
+void hone_st_stream_abort(hone_st_stream *s);
+
 #ifdef __cplusplus
 }
 #endif

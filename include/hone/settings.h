@@ -66,6 +66,10 @@ char *hone_settings_to_json(const hone_settings *s);
  *     "  --learning-rate FLOAT   peak learning rate (default: 3e-4)" */
 void hone_settings_print_help(const hone_key_spec *specs, size_t n_specs, FILE *out);
 
+/* Damerau-Levenshtein distance (optimal string alignment: a swap of two neighbours counts as one edit, which is
+ * the commonest typo in option names), for did-you-mean suggestions. SIZE_MAX when out of memory. */
+size_t hone_edit_distance(const char *a, const char *b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -76,9 +76,7 @@ static long find_key(const hone_key_spec *specs, size_t n_specs, const char *nam
 
 /* ---- did-you-mean ---- */
 
-/* Damerau-Levenshtein distance (optimal string alignment: a swap of two neighbours counts as one edit,
- * which is the commonest typo in option names). Returns SIZE_MAX when out of memory. */
-static size_t edit_distance(const char *a, const char *b) {
+size_t hone_edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     size_t *rows = malloc(3 * (lb + 1) * sizeof *rows);
     if (!rows) return SIZE_MAX;
@@ -114,7 +112,7 @@ static const char *closest_key(const hone_key_spec *specs, size_t n_specs, const
     for (size_t i = 0; i <= n_specs; i++) {
         const char *candidate = i < n_specs ? specs[i].name : extra;
         if (!candidate) continue;
-        size_t d = edit_distance(name, candidate);
+        size_t d = hone_edit_distance(name, candidate);
         if (d < best_d) {
             best_d = d;
             best = candidate;

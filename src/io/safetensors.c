@@ -568,3 +568,63 @@ hone_status hone_st_write(const char *path, const hone_st_entry *entries, size_t
     free(nbytes);
     return st;
 }
+
+/* ---- streaming writer ---- */
+
+hone_status hone_st_stream_open(hone_st_stream *s, const char *path, const hone_st_entry *entries, size_t n_entries) {
+    memset(s, 0, sizeof *s);
+    uint64_t *nbytes = malloc((n_entries ? n_entries : 1) * sizeof *nbytes);
+    if (!nbytes) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    hone_status st = HONE_OK;
+    for (size_t i = 0; i < n_entries && st == HONE_OK; i++) {
+        /* The bytes come later: only the name, dtype and shape are checked here, so `data` stands in. */
+        hone_st_entry e = entries[i];
+        e.data = entries;
+        st = check_entry(path, &e, &nbytes[i]);
+        if (st == HONE_OK && __builtin_add_overflow(s->remaining, nbytes[i], &s->remaining))
+            st = hone_errorf(HONE_ERR_INVALID, "%s: tensors total more than 2^64 bytes", path);
+    }
+    if (st == HONE_OK && s->remaining > INT64_MAX)
+        st = hone_errorf(HONE_ERR_INVALID, "%s: tensors total more than 2^63 bytes", path);
+    if (st == HONE_OK) st = check_unique_names(path, entries, n_entries);
+    json_t *root = NULL;
+    if (st == HONE_OK) st = build_header(path, entries, n_entries, nbytes, &root);
+    char *header = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    if (st == HONE_OK && !header) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (st == HONE_OK) st = hone_atomic_open(&s->af, path);
+    if (st == HONE_OK) {
+        size_t len = strlen(header), pad = (8 - len % 8) % 8;
+        uint64_t header_len = (uint64_t)(len + pad);
+        st = hone_atomic_write(&s->af, &header_len, 8);
+        if (st == HONE_OK) st = hone_atomic_write(&s->af, header, len);
+        if (st == HONE_OK) st = hone_atomic_write(&s->af, "        ", pad);
+        if (st != HONE_OK) hone_atomic_abort(&s->af);
+    }
+    free(header);
+    json_decref(root);
+    free(nbytes);
+    return st;
+}
+
+hone_status hone_st_stream_write(hone_st_stream *s, const void *data, size_t n) {
+    if (n > s->remaining)
+        return hone_errorf(HONE_ERR_INVALID, "%s: %zu more bytes than the header announces", s->af.path,
+                           n - (size_t)s->remaining);
+    s->remaining -= n;
+    return hone_atomic_write(&s->af, data, n);
+}
+
+hone_status hone_st_stream_commit(hone_st_stream *s) {
+    if (s->remaining) {
+        hone_status st = hone_errorf(HONE_ERR_INVALID, "%s: %llu bytes of tensor data missing at commit", s->af.path,
+                                     (unsigned long long)s->remaining);
+        hone_st_stream_abort(s);
+        return st;
+    }
+    return hone_atomic_commit(&s->af);
+}
+
+void hone_st_stream_abort(hone_st_stream *s) {
+    hone_atomic_abort(&s->af);
+    s->remaining = 0;
+}
