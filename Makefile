@@ -24,6 +24,7 @@ test: build
 bench: build
 	sh bench/train_step.sh
 	sh bench/tokenize.sh
+	sh bench/merge.sh
 
 # Regenerate the PyTorch reference fixtures in tests/fixtures (needs Debian's python3-torch).
 fixtures:
