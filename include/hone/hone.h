@@ -27,6 +27,7 @@
 #include "hone/base.h"
 #include "hone/conversation.h"
 #include "hone/data.h"
+#include "hone/dataset.h"
 #include "hone/eval.h"
 #include "hone/merge.h"
 #include "hone/model.h"
