@@ -5,16 +5,20 @@
 
 #include "hone/data.h"
 
-/* The tokenizer for text data: the one named, else tokenizer.json beside the model's weights, else none. */
+/* The tokenizer for text data: the one named, else the one beside the model's weights (tokenizer.json, or a
+ * GPT-2 style vocab.json + merges.txt, with their configuration files), else none. */
 hone_status hone_model_tokenizer(hone_tokenizer **out, const hone_model *m, const char *tokenizer_path) {
     *out = NULL;
     if (tokenizer_path) return hone_tokenizer_load(out, tokenizer_path);
     const char *dir = hone_model_source_dir(m);
     if (!dir) return HONE_OK;
-    char *path = hone_path_join(dir, "tokenizer.json");
-    hone_status st = hone_file_exists(path) ? hone_tokenizer_load(out, path) : HONE_OK;
-    free(path);
-    return st;
+    char *json = hone_path_join(dir, "tokenizer.json"), *vocab = hone_path_join(dir, "vocab.json"),
+         *merges = hone_path_join(dir, "merges.txt");
+    int present = hone_file_exists(json) || (hone_file_exists(vocab) && hone_file_exists(merges));
+    free(json);
+    free(vocab);
+    free(merges);
+    return present ? hone_tokenizer_load(out, dir) : HONE_OK;
 }
 
 hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, const hone_model *m,
@@ -25,7 +29,9 @@ hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, c
     /* shards never need a tokenizer, so they do not pay for loading one */
     size_t len = strlen(path);
     if (len < 4 || strcasecmp(path + len - 4, ".bin") != 0) HONE_TRY(hone_model_tokenizer(&tok, m, tokenizer_path));
-    hone_text_options text = {tok, c->eos_token_id};
+    /* config.json without an eos_token_id: the tokenizer's (tokenizer_config.json, or what tokenizer.json implies) */
+    int32_t eos = c->eos_token_id >= 0 || !tok ? c->eos_token_id : hone_tokenizer_special(tok)->eos_id;
+    hone_text_options text = {tok, eos};
     hone_status st = hone_tokens_load_cached(s, path, c->vocab_size, &text, cache_dir);
     if (st == HONE_OK && tok_out) *tok_out = tok;
     else hone_tokenizer_free(tok);

@@ -12,6 +12,7 @@ typedef struct {
   const hone_tokenizer *t;
   tok_bpe_scratch bpe;
   tok_ids *out;
+  tok_pre_scratch pre; /* the pre-tokenizer pipeline's (pretokenize.c) */
 } encode_ctx;
 
 static hone_status encode_word(void *ctx, const uint8_t *w, size_t n) {
@@ -33,6 +34,8 @@ static hone_status encode_piece(const hone_tokenizer *t, const uint8_t *seg,
                                 pcre2_match_data *md, tok_bytes *buf) {
   if (!n)
     return HONE_OK;
+  if (t->n_pre)
+    return tok_pre_tokenize(t, &ctx->pre, md, seg, n, first, encode_word, ctx);
   if (t->metaspace)
     return tok_metaspace_split(t, seg, n, first, buf, encode_word, ctx);
   if (!t->byte_level)
@@ -111,7 +114,7 @@ hone_status hone_tokenizer_encode(const hone_tokenizer *t, const char *text,
         "invalid UTF-8 at byte %zu of the text to encode (byte 0x%02X)", bad,
         (uint8_t)text[bad]);
   tok_ids out = {0};
-  encode_ctx ctx = {t, {.cache = tok_word_cache_get(t)}, &out};
+  encode_ctx ctx = {.t = t, .bpe = {.cache = tok_word_cache_get(t)}, .out = &out};
   tok_segments segs = {0};
   tok_bytes prefixed = {0};
   pcre2_match_data *md = NULL;
@@ -124,6 +127,7 @@ hone_status hone_tokenizer_encode(const hone_tokenizer *t, const char *text,
   if (md)
     pcre2_match_data_free(md);
   tok_bpe_scratch_free(&ctx.bpe);
+  tok_pre_scratch_free(&ctx.pre);
   free(segs.v);
   free(prefixed.v);
   if (st != HONE_OK || !out.n) {

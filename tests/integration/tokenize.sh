@@ -1,5 +1,6 @@
 #!/bin/sh
-# hone tokenize: JSONL text -> ids with the real GPT-2 tokenizer.json, in input order, and back with --decode.
+# hone tokenize: JSONL text -> ids with the real GPT-2 tokenizer.json, in input order, and back with --decode; a
+# Qwen2-style tokenizer.json and a vocab.json + merges.txt folder.
 set -eu
 HONE=$1
 TOK=../shared/data/tokenizers/gpt2
@@ -23,6 +24,18 @@ printf '%s\n' '{"text": "Hello world"}' '' '{"text": " tabs\tand  spaces\n"}' '{
     fail "decode failed: $(cat "$W/err")"
 grep -v '^$' "$W/in.jsonl" | sed 's/{"text": /{"text":/' >"$W/want.jsonl"
 cmp -s "$W/want.jsonl" "$W/back.jsonl" || fail "decode(encode(x)) != x: $(cat "$W/back.jsonl")"
+
+# Qwen2 style (NFC + Split + ByteLevel without regex): torchtune's tiny_bpe_tokenizer.json, with the ids
+# torchtune's tests expect; and a GPT-2 style folder with vocab.json + merges.txt and no tokenizer.json
+printf '%s\n' '{"text": "Hello world!"}' '{"text": "<|im_start|>user\n"}' >"$W/qwen.jsonl"
+"$HONE" tokenize --tokenizer ../shared/data/tokenizers/bpe-train/tiny_bpe_tokenizer.json --input "$W/qwen.jsonl" \
+    --output "$W/qwen_ids.jsonl" 2>"$W/err" || fail "tokenize (Split) failed: $(cat "$W/err")"
+[ "$(sed -n 1p "$W/qwen_ids.jsonl")" = '{"ids":[39,385,78,675,0]}' ] || fail "Split 1: $(sed -n 1p "$W/qwen_ids.jsonl")"
+[ "$(sed -n 2p "$W/qwen_ids.jsonl")" = '{"ids":[2001,273,105,94]}' ] || fail "Split 2: $(sed -n 2p "$W/qwen_ids.jsonl")"
+printf '%s\n' '{"text": "lower newer<|endoftext|>"}' >"$W/gpt2.jsonl"
+"$HONE" tokenize --tokenizer ../shared/data/models/tiny_gpt2 --input "$W/gpt2.jsonl" --output "$W/gpt2_ids.jsonl" \
+    2>"$W/err" || fail "tokenize (vocab.json + merges.txt) failed: $(cat "$W/err")"
+[ "$(cat "$W/gpt2_ids.jsonl")" = '{"ids":[0,1,2,15,10,9,3,2,15,20]}' ] || fail "vocab.json: $(cat "$W/gpt2_ids.jsonl")"
 
 printf '%s\n' '{"text": "ok"}' '{"txt": "no"}' >"$W/bad.jsonl"
 if "$HONE" tokenize --tokenizer "$TOK" --input "$W/bad.jsonl" --output "$W/o.jsonl" 2>"$W/err"; then
