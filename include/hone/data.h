@@ -55,7 +55,8 @@ hone_status hone_tokens_load_cached(hone_token_stream *s, const char *path, int 
 const char *hone_token_cache_default_dir(void);
 
 /* The tokenizer for a model: the one at tokenizer_path (tokenizer.json or a folder) when given, else the
- * tokenizer.json beside the model's weights; *out = NULL (and HONE_OK) when there is none. */
+ * model folder's tokenizer (tokenizer.json, or vocab.json + merges.txt); *out = NULL (and HONE_OK) when there is
+ * none. */
 hone_status hone_model_tokenizer(hone_tokenizer **out, const hone_model *m, const char *tokenizer_path);
 
 /* Loads a data file for a model: token files as they are; text (.txt, JSONL {"text"}) with the tokenizer at
