@@ -25,6 +25,7 @@
 #define HONE_H
 
 #include "hone/base.h"
+#include "hone/chat_template.h"
 #include "hone/conversation.h"
 #include "hone/data.h"
 #include "hone/dataset.h"
