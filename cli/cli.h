@@ -44,6 +44,13 @@ void cli_merge_report(const hone_merge_summary *sum, const char *output_dir, int
 
 #define CLI_THREADS_KEY {"threads", HONE_KEY_INT, "0", "CPU threads for OpenMP and BLAS (0 = all cores)"}
 
+/* keys[0..n_fixed) followed by one key per dataset option (hone_dataset_option_list); *n = the total. malloc'd
+ * (free()), NULL when out of memory. */
+hone_key_spec *cli_keys_with_dataset_options(const hone_key_spec *fixed, size_t n_fixed, size_t *n);
+/* Fills o from the dataset-option keys that are set; 0 (after printing the error) when one is invalid. The
+ * option strings stay owned by s. */
+int cli_dataset_options(const hone_settings *s, hone_dataset_options *o, const char *command);
+
 /* The token cache folder for text data (axolotl's name for its prepared-data folder). */
 #define CLI_TOKEN_CACHE_KEY                                                                                     \
     {"dataset_prepared_path", HONE_KEY_STRING, NULL,                                                           \

@@ -1,5 +1,8 @@
 /* hone data — dataset tools. `hone data convert` reads any supported dataset (hone/dataset.h) and writes its
- * examples as canonical JSONL, with the counts of rows read, examples written and rows dropped by reason. */
+ * examples as canonical JSONL, with the counts of rows read, examples written and rows dropped by reason.
+ * `hone data render` renders them with a chat template and tokenizes them (hone/render.h): one JSON line per
+ * example with the text, the ids and the labels a training run would use. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +11,8 @@
 
 static void data_usage(FILE *out) {
     fprintf(out, "usage: hone data SUBCOMMAND [--key value ...]\n\nsub-commands:\n"
-                 "  convert    any supported dataset to canonical JSONL (hone data convert --help)\n");
+                 "  convert    any supported dataset to canonical JSONL (hone data convert --help)\n"
+                 "  render     chat template + tokenizer: text, input_ids, labels per example (hone data render --help)\n");
 }
 
 /* The stderr summary: counts, then the drops by reason with the first line of each. */
@@ -32,40 +36,26 @@ static int data_convert(int argc, char **argv) {
         {"output", HONE_KEY_STRING, NULL, "canonical JSONL file to write (atomically)"},
         {"json", HONE_KEY_BOOL, "false", "print the counts as one JSON object on stdout"},
     };
-    const size_t n_fixed = sizeof fixed / sizeof fixed[0];
-    size_t n_opt;
-    const hone_dataset_option_info *opts = hone_dataset_option_list(&n_opt);
-    hone_key_spec *keys = calloc(n_fixed + n_opt, sizeof *keys);
+    size_t n_keys;
+    hone_key_spec *keys = cli_keys_with_dataset_options(fixed, sizeof fixed / sizeof fixed[0], &n_keys);
     if (!keys) {
         fprintf(stderr, "hone data convert: error: out of memory\n");
         return 1;
     }
-    memcpy(keys, fixed, sizeof fixed);
-    for (size_t i = 0; i < n_opt; i++)
-        keys[n_fixed + i] = (hone_key_spec){opts[i].name, opts[i].is_bool ? HONE_KEY_BOOL : HONE_KEY_STRING,
-                                            opts[i].is_bool ? "false" : NULL, opts[i].help};
     hone_settings *s;
     int rc;
     if (cli_parse(&s, "data convert", "--data FILE --output OUT.jsonl [--format F] [--strict] [--field-* NAME ...]",
-                  keys, n_fixed + n_opt, argc, argv, &rc)) {
+                  keys, n_keys, argc, argv, &rc)) {
         free(keys);
         return rc;
     }
     rc = 1;
-    hone_dataset_options o = {0};
+    hone_dataset_options o;
     if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output") != HONE_OK) {
         cli_fail("data convert");
         goto done;
     }
-    for (size_t i = 0; i < n_opt; i++) {
-        if (!hone_settings_is_set(s, opts[i].name)) continue;
-        if (opts[i].is_bool)
-            o.strict = hone_settings_bool(s, opts[i].name);
-        else if (hone_dataset_option_set(&o, opts[i].name, hone_settings_str(s, opts[i].name)) != HONE_OK) {
-            cli_fail("data convert");
-            goto done;
-        }
-    }
+    if (!cli_dataset_options(s, &o, "data convert")) goto done;
     const char *in = hone_settings_str(s, "data"), *out = hone_settings_str(s, "output");
     hone_dataset_stats stats;
     const double t0 = hone_now_seconds();
@@ -90,6 +80,137 @@ done:
     return rc;
 }
 
+/* ---- hone data render ---- */
+
+typedef struct {
+    hone_render_options ro;
+    int prompt_only;
+    hone_atomic_file out;
+    size_t examples, trained_tokens, tokens;
+    size_t flagged[3]; /* examples with HONE_RENDER_NO_END_OF_TURN, _PROMPT_MISMATCH, _STRADDLING_TOKEN */
+} render_job;
+
+static hone_status write_ids(hone_atomic_file *af, const char *key, const int32_t *ids, size_t n) {
+    char buf[32];
+    HONE_TRY(hone_atomic_write(af, key, strlen(key)));
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(buf, sizeof buf, "%s%d", i ? "," : "", (int)ids[i]);
+        HONE_TRY(hone_atomic_write(af, buf, (size_t)len));
+    }
+    return hone_atomic_write(af, "]", 1);
+}
+
+static hone_status render_one(hone_example *ex, void *ctx) {
+    render_job *job = ctx;
+    hone_sequence seq;
+    HONE_TRY(job->prompt_only ? hone_render_prompt(ex, &job->ro, &seq) : hone_render_example(ex, &job->ro, &seq));
+    json_t *text = json_stringn(seq.text ? seq.text : "", seq.text_len);
+    char *text_json = text ? json_dumps(text, JSON_ENCODE_ANY) : NULL;
+    json_decref(text);
+    hone_status st = text_json ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (st == HONE_OK) st = hone_atomic_write(&job->out, "{\"text\": ", 9);
+    if (st == HONE_OK) st = hone_atomic_write(&job->out, text_json, strlen(text_json));
+    if (st == HONE_OK) st = write_ids(&job->out, ", \"input_ids\": [", seq.input_ids, seq.n);
+    if (st == HONE_OK) st = write_ids(&job->out, ", \"labels\": [", seq.labels, seq.n);
+    if (st == HONE_OK) st = hone_atomic_write(&job->out, "}\n", 2);
+    for (int k = 0; k < 3; k++) job->flagged[k] += (seq.flags >> k) & 1;
+    job->examples++;
+    job->tokens += seq.n;
+    job->trained_tokens += seq.n_trained;
+    free(text_json);
+    hone_sequence_free(&seq);
+    return st;
+}
+
+/* Loud, counted warnings for what would silently hurt a training run. */
+static void render_warnings(const render_job *job, const hone_tokenizer *tok) {
+    static const char *const what[3] = {
+        "have a trained assistant turn that no special token ends: the model will not learn to stop",
+        "train on text that differs from the generation prompt (add_generation_prompt): inference will see "
+        "another format",
+        "have a token across the boundary of a trained part (counted as trained)",
+    };
+    for (int k = 0; k < 3; k++)
+        if (job->flagged[k]) fprintf(stderr, "warning: %zu of %zu examples %s\n", job->flagged[k], job->examples, what[k]);
+    const hone_special_tokens *sp = hone_tokenizer_special(tok);
+    if (sp->pad_id >= 0 && sp->pad_id == sp->eos_id)
+        fprintf(stderr, "note: the pad token is the eos token; hone masks padding by position, never by id, so the "
+                        "real end-of-sequence tokens stay trained\n");
+}
+
+static int data_render(int argc, char **argv) {
+    static const hone_key_spec fixed[] = {
+        {"data", HONE_KEY_STRING, NULL, "dataset: a JSON array, JSONL or one JSON object, optionally gzipped"},
+        {"output", HONE_KEY_STRING, NULL, "JSONL file to write: {\"text\", \"input_ids\", \"labels\"} per example"},
+        {"tokenizer", HONE_KEY_STRING, NULL, "model folder or tokenizer.json (its chat template is the default)"},
+        {"chat_template", HONE_KEY_STRING, NULL,
+         "built-in template name or a Jinja file (default: the tokenizer folder's, else alpaca)"},
+        {"add_generation_prompt", HONE_KEY_BOOL, "false",
+         "render each conversation's prompt for generation (trailing assistant turns left out, nothing trained)"},
+        {"train_on_inputs", HONE_KEY_BOOL, "false", "train on every token, prompts included"},
+        {"train_on_eos", HONE_KEY_STRING, "turn", "end-of-turn tokens trained: turn | last | all | none"},
+        {"roles_to_train", HONE_KEY_STRING, "assistant", "comma-separated roles whose messages are trained"},
+    };
+    size_t n_keys;
+    hone_key_spec *keys = cli_keys_with_dataset_options(fixed, sizeof fixed / sizeof fixed[0], &n_keys);
+    if (!keys) {
+        fprintf(stderr, "hone data render: error: out of memory\n");
+        return 1;
+    }
+    hone_settings *s;
+    int rc;
+    if (cli_parse(&s, "data render", "--tokenizer DIR --data FILE --output OUT.jsonl [--chat-template NAME|FILE]",
+                  keys, n_keys, argc, argv, &rc)) {
+        free(keys);
+        return rc;
+    }
+    rc = 1;
+    hone_tokenizer *tok = NULL;
+    hone_chat_template *tmpl = NULL;
+    hone_dataset_options o;
+    render_job job = {.ro = {.eos_id = -1}};
+    const char *tok_path = hone_settings_str(s, "tokenizer");
+    if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output") != HONE_OK ||
+        hone_settings_require(s, "tokenizer") != HONE_OK || !cli_dataset_options(s, &o, "data render") ||
+        hone_tokenizer_load(&tok, tok_path) != HONE_OK ||
+        hone_chat_template_pick(&tmpl, hone_settings_str(s, "chat_template"),
+                                hone_dir_exists(tok_path) ? tok_path : NULL) != HONE_OK ||
+        hone_train_eos_parse(hone_settings_str(s, "train_on_eos"), &job.ro.train_on_eos) != HONE_OK) {
+        cli_fail("data render");
+        goto done;
+    }
+    job.ro.tokenizer = tok;
+    job.ro.chat_template = tmpl;
+    job.ro.train_on_inputs = hone_settings_bool(s, "train_on_inputs");
+    job.ro.roles_to_train = hone_settings_str(s, "roles_to_train");
+    job.ro.eos_id = hone_tokenizer_special(tok)->eos_id;
+    job.prompt_only = hone_settings_bool(s, "add_generation_prompt");
+    const char *in = hone_settings_str(s, "data"), *out = hone_settings_str(s, "output");
+    hone_dataset_stats stats;
+    const double t0 = hone_now_seconds();
+    hone_status st = hone_atomic_open(&job.out, out);
+    if (st == HONE_OK) {
+        st = hone_dataset_read(in, &o, render_one, &job, &stats);
+        if (st == HONE_OK) st = hone_atomic_commit(&job.out);
+        else hone_atomic_abort(&job.out);
+    }
+    if (st != HONE_OK) {
+        cli_fail("data render");
+        goto done;
+    }
+    print_summary(&stats, in, out, hone_now_seconds() - t0);
+    fprintf(stderr, "%zu tokens, %zu trained (template %s)\n", job.tokens, job.trained_tokens,
+            hone_chat_template_name(tmpl));
+    render_warnings(&job, tok);
+    rc = 0;
+done:
+    hone_chat_template_free(tmpl);
+    hone_tokenizer_free(tok);
+    hone_settings_free(s);
+    free(keys);
+    return rc;
+}
+
 int cmd_data(int argc, char **argv) {
     if (argc < 1 || argv[0][0] == '-') {
         const int help = argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"));
@@ -97,6 +218,7 @@ int cmd_data(int argc, char **argv) {
         return help ? 0 : 2;
     }
     if (!strcmp(argv[0], "convert")) return data_convert(argc - 1, argv + 1);
-    fprintf(stderr, "hone data: '%s' is not supported yet (sub-commands: convert)\n", argv[0]);
+    if (!strcmp(argv[0], "render")) return data_render(argc - 1, argv + 1);
+    fprintf(stderr, "hone data: '%s' is not supported yet (sub-commands: convert, render)\n", argv[0]);
     return 2;
 }

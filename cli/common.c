@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -81,4 +82,33 @@ const char *cli_token_cache_dir(const hone_settings *s) {
     const char *dir = hone_settings_str(s, "dataset_prepared_path");
     if (!dir) return hone_token_cache_default_dir();
     return strcmp(dir, "none") ? dir : NULL;
+}
+
+hone_key_spec *cli_keys_with_dataset_options(const hone_key_spec *fixed, size_t n_fixed, size_t *n) {
+    size_t n_opt;
+    const hone_dataset_option_info *opts = hone_dataset_option_list(&n_opt);
+    hone_key_spec *keys = calloc(n_fixed + n_opt, sizeof *keys);
+    if (!keys) return NULL;
+    memcpy(keys, fixed, n_fixed * sizeof *keys);
+    for (size_t i = 0; i < n_opt; i++)
+        keys[n_fixed + i] = (hone_key_spec){opts[i].name, opts[i].is_bool ? HONE_KEY_BOOL : HONE_KEY_STRING,
+                                            opts[i].is_bool ? "false" : NULL, opts[i].help};
+    *n = n_fixed + n_opt;
+    return keys;
+}
+
+int cli_dataset_options(const hone_settings *s, hone_dataset_options *o, const char *command) {
+    size_t n_opt;
+    const hone_dataset_option_info *opts = hone_dataset_option_list(&n_opt);
+    memset(o, 0, sizeof *o);
+    for (size_t i = 0; i < n_opt; i++) {
+        if (!hone_settings_is_set(s, opts[i].name)) continue;
+        const char *value = opts[i].is_bool ? (hone_settings_bool(s, opts[i].name) ? "true" : "false")
+                                            : hone_settings_str(s, opts[i].name);
+        if (hone_dataset_option_set(o, opts[i].name, value) != HONE_OK) {
+            cli_fail(command);
+            return 0;
+        }
+    }
+    return 1;
 }

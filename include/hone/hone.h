@@ -33,6 +33,8 @@
 #include "hone/merge.h"
 #include "hone/model.h"
 #include "hone/optim.h"
+#include "hone/pack.h"
+#include "hone/render.h"
 #include "hone/safetensors.h"
 #include "hone/settings.h"
 #include "hone/tensor.h"
