@@ -26,10 +26,15 @@ bench: build
 	sh bench/tokenize.sh
 	sh bench/merge.sh
 
-# Regenerate the PyTorch reference fixtures in tests/fixtures (needs Debian's python3-torch).
+# Regenerate the reference fixtures in tests/fixtures (needs Debian's python3-torch, python3-yaml, python3-jinja2
+# and python3-regex; ../shared/data for the dataset references). Deterministic: a rerun changes nothing.
 fixtures:
 	/usr/bin/python3 tools/make_fixtures.py tests/fixtures
 	/usr/bin/python3 tools/make_optim_fixtures.py tests/fixtures/optim
+	/usr/bin/python3 tools/make_merge_fixtures.py tests/fixtures/merge
+	/usr/bin/python3 tools/make_dataset_fixtures.py tests/fixtures/dataset/expected.json
+	/usr/bin/python3 tools/make_chat_template_fixtures.py
+	/usr/bin/python3 tools/tokenizer_oracle.py
 
 clean:
 	rm -rf $(BUILD)
