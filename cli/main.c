@@ -12,7 +12,7 @@ static const cli_command commands[] = {
     {"tokenize", "JSONL text to token ids with a Hugging Face tokenizer.json (or back with --decode)", cmd_tokenize},
     {"merge", "merge models with a mergekit YAML config (linear, slerp, ties, dare, della, ...)", cmd_merge},
     {"expand", "LLaMA Pro block expansion: insert identity blocks (zeroed output projections)", cmd_expand},
-    {"bench", "benchmarks (bench train: one training step of a built-in model shape)", cmd_bench},
+    {"bench", "benchmarks (bench train: training steps of a model shape; bench tokenize: encoder speed)", cmd_bench},
     {"data", "dataset tools (convert: any dataset to canonical JSONL; render: chat template + tokenizer -> ids and labels)",
      cmd_data},
 };

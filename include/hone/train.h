@@ -82,6 +82,19 @@ typedef struct {
  * measured on the spot. */
 hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps, int warmup,
                              hone_bench_result *out);
+typedef struct {
+    double first_seconds, first_mb_per_second; /* the first pass: the per-thread word caches start empty */
+    double seconds, mb_per_second;             /* the fastest pass (caches warm); MB = 1e6 bytes of UTF-8 text */
+    size_t bytes, tokens, paragraphs;
+} hone_bench_tokenize_result;
+
+/* Encodes text[0..n) as a corpus of paragraphs (cut after each blank line, as documents would arrive) without
+ * special tokens, `repeat` times, in parallel over paragraphs with the current thread count. Loading the
+ * tokenizer is not timed: this is the encoder's speed, cold (first pass) and warm (fastest pass). The tokenizer
+ * should be freshly loaded for the first pass to be cold. */
+hone_status hone_bench_tokenize(const hone_tokenizer *tok, const char *text, size_t n, int repeat,
+                                hone_bench_tokenize_result *out);
+
 /* Single-precision matrix-multiply throughput of this machine (GFLOP/s), measured for about `seconds`. */
 double hone_sgemm_peak_gflops(double seconds);
 

@@ -1,4 +1,4 @@
-/* The training-step benchmark and the on-the-spot sgemm peak it is compared against. */
+/* The training-step benchmark and the on-the-spot sgemm peak it is compared against; the encoder benchmark. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,5 +83,63 @@ hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps
     free(targets);
     hone_optim_free(&opt);
     hone_model_free(m);
+    return st;
+}
+
+/* Offsets of the paragraphs of text: each ends after a blank line ("\n\n") or at the end. */
+static size_t *paragraph_starts(const char *text, size_t n, size_t *count) {
+    size_t cap = 1024, k = 0;
+    size_t *at = malloc(cap * sizeof *at);
+    for (size_t pos = 0; at && pos < n;) {
+        if (k + 2 > cap) {
+            size_t *grown = realloc(at, 2 * cap * sizeof *at);
+            if (!grown) {
+                free(at);
+                return NULL;
+            }
+            at = grown;
+            cap *= 2;
+        }
+        at[k++] = pos;
+        const char *blank = memmem(text + pos, n - pos, "\n\n", 2);
+        pos = blank ? (size_t)(blank - text) + 2 : n;
+    }
+    if (at) at[k] = n;
+    *count = k;
+    return at;
+}
+
+hone_status hone_bench_tokenize(const hone_tokenizer *tok, const char *text, size_t n, int repeat,
+                                hone_bench_tokenize_result *out) {
+    memset(out, 0, sizeof *out);
+    size_t n_par;
+    size_t *at = paragraph_starts(text, n, &n_par);
+    if (!at) return hone_errorf(HONE_ERR_NOMEM, "out of memory splitting %zu bytes into paragraphs", n);
+    hone_status st = HONE_OK;
+    for (int r = 0; r < (repeat > 0 ? repeat : 1) && st == HONE_OK; r++) {
+        size_t tokens = 0;
+        int failed = 0;
+        const double t0 = hone_now_seconds();
+#pragma omp parallel for schedule(dynamic, 16) reduction(+ : tokens, failed)
+        for (size_t i = 0; i < n_par; i++) {
+            int32_t *ids = NULL;
+            size_t m = 0;
+            if (hone_tokenizer_encode(tok, text + at[i], at[i + 1] - at[i], 0, &ids, &m) != HONE_OK) failed++;
+            tokens += m;
+            free(ids);
+        }
+        const double seconds = hone_now_seconds() - t0;
+        if (failed) st = hone_errorf(HONE_ERR_INVALID, "%d paragraphs could not be encoded", failed);
+        else if (r == 0 || seconds < out->seconds) {
+            if (r == 0) out->first_seconds = seconds;
+            out->seconds = seconds;
+            out->tokens = tokens;
+        }
+    }
+    out->bytes = n;
+    out->paragraphs = n_par;
+    out->mb_per_second = out->seconds > 0 ? (double)n / out->seconds / 1e6 : 0;
+    out->first_mb_per_second = out->first_seconds > 0 ? (double)n / out->first_seconds / 1e6 : 0;
+    free(at);
     return st;
 }

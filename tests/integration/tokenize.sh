@@ -37,6 +37,25 @@ printf '%s\n' '{"text": "lower newer<|endoftext|>"}' >"$W/gpt2.jsonl"
     2>"$W/err" || fail "tokenize (vocab.json + merges.txt) failed: $(cat "$W/err")"
 [ "$(cat "$W/gpt2_ids.jsonl")" = '{"ids":[0,1,2,15,10,9,3,2,15,20]}' ] || fail "vocab.json: $(cat "$W/gpt2_ids.jsonl")"
 
+# hone bench tokenize encodes the same paragraphs as tokenize does line by line: the same token count
+printf 'One paragraph.\n\nAnother, longer paragraph with words.\n\n  Spaces  and\ttabs.\n' >"$W/corpus.txt"
+/usr/bin/python3 - "$W/corpus.txt" "$W/paras.jsonl" <<'PY' || fail "could not write the paragraphs"
+import json, re, sys
+text = open(sys.argv[1]).read()
+with open(sys.argv[2], "w") as out:
+    for p in re.findall(r".*?\n\n|.+$", text, re.S):
+        out.write(json.dumps({"text": p}) + "\n")
+PY
+"$HONE" tokenize --tokenizer "$TOK" --input "$W/paras.jsonl" --output "$W/paras_ids.jsonl" --add-special-tokens false \
+    2>"$W/err" || fail "tokenize of the paragraphs failed: $(cat "$W/err")"
+want=$(/usr/bin/python3 -c 'import json,sys; print(sum(len(json.loads(l)["ids"]) for l in open(sys.argv[1])))' \
+    "$W/paras_ids.jsonl")
+"$HONE" bench tokenize --tokenizer "$TOK" --data "$W/corpus.txt" --repeat 2 --threads 2 --json >"$W/bench.json" \
+    2>"$W/err" || fail "bench tokenize failed: $(cat "$W/err")"
+got=$(/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["tokens"], r["paragraphs"])' \
+    "$W/bench.json")
+[ "$got" = "$want 3" ] || fail "bench tokenize: $(cat "$W/bench.json"), want $want tokens in 3 paragraphs"
+
 printf '%s\n' '{"text": "ok"}' '{"txt": "no"}' >"$W/bad.jsonl"
 if "$HONE" tokenize --tokenizer "$TOK" --input "$W/bad.jsonl" --output "$W/o.jsonl" 2>"$W/err"; then
     fail "a line without \"text\" was accepted"
