@@ -24,9 +24,9 @@
  * implement (a few rarely used filters and str methods, recursive loops, include/extends) is a clear
  * HONE_ERR_UNSUPPORTED error when a template uses it, never a silently different text.
  *
- * The template sees what transformers passes: messages (a list of dicts with role, content and, when set, name
- * and tool_calls parsed from JSON; a NULL content leaves the key out), tools (the parsed JSON list, or None),
- * documents (None), add_generation_prompt, the model's special tokens (bos_token, eos_token, unk_token,
+ * The template sees what transformers passes: messages (a list of dicts with role, content and, when set, name,
+ * tool_call_id and tool_calls parsed from JSON; a NULL content leaves the key out), tools (the parsed JSON list,
+ * or None), documents (None), add_generation_prompt, the model's special tokens (bos_token, eos_token, unk_token,
  * pad_token, … from tokenizer_config.json) and any extra variables given as JSON. A compiled template is
  * immutable: many threads may render with it at once. */
 #ifndef HONE_CHAT_TEMPLATE_H

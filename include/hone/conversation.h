@@ -27,6 +27,7 @@ typedef struct {
     int weight;            /* 1 = train on this message, 0 = do not, -1 = the default for its role */
     char *name;            /* optional speaker or function name; NULL when absent */
     char *tool_calls_json; /* optional OpenAI-style tool_calls as a JSON array; NULL when absent */
+    char *tool_call_id;    /* optional: the id of the tool call a "tool" message answers; NULL when absent */
 } hone_message;
 
 typedef struct {
@@ -35,6 +36,8 @@ typedef struct {
     char *tools_json; /* optional tool/function definitions as a JSON array; NULL when absent */
 } hone_conversation;
 
+/* Releases the strings of one library-built message and zeroes it. */
+void hone_message_free(hone_message *m);
 /* Releases the strings and the message array of a library-built conversation and zeroes it. */
 void hone_conversation_free(hone_conversation *c);
 

@@ -173,7 +173,8 @@ void hone_example_free(hone_example *ex);
  *     TOKENS      {"input_ids": [...], "labels": [...]}          (labels only when present)
  *     PREFERENCE  {"prompt": [M...], "chosen": [M...], "rejected": [M...], "tools": [...]}
  *     KTO         {"messages": [M...], "label": true|false, "tools": [...]}
- * where M = {"role", "content", "weight" (0/1, only when set), "name" (when set), "tool_calls" (when set)}.
+ * where M = {"role", "content", "weight" (0/1, only when set), "name", "tool_call_id", "tool_calls" (each when
+ * set)}.
  * Reading such rows back gives the same examples, so converting a converted file changes nothing. */
 char *hone_example_to_json(const hone_example *ex);
 

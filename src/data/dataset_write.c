@@ -5,7 +5,7 @@
 
 #include "data/dataset_internal.h"
 
-/* [{"role", "content", "weight"?, "name"?, "tool_calls"?}, ...]; NULL when out of memory. */
+/* [{"role", "content", "weight"?, "name"?, "tool_call_id"?, "tool_calls"?}, ...]; NULL when out of memory. */
 static json_t *messages_json(const hone_conversation *c) {
     json_t *list = json_array();
     for (size_t i = 0; list && i < c->n_messages; i++) {
@@ -15,6 +15,7 @@ static json_t *messages_json(const hone_conversation *c) {
         int failed = !msg || (m->tool_calls_json && !calls);
         if (!failed && m->weight >= 0) failed = json_object_set_new(msg, "weight", json_integer(m->weight));
         if (!failed && m->name) failed = json_object_set_new(msg, "name", json_string(m->name));
+        if (!failed && m->tool_call_id) failed = json_object_set_new(msg, "tool_call_id", json_string(m->tool_call_id));
         if (!failed && calls) failed = json_object_set(msg, "tool_calls", calls);
         json_decref(calls);
         if (failed || json_array_append_new(list, msg)) {

@@ -348,11 +348,7 @@ void ds_msgs_free(ds_msgs *m) {
 
 void ds_msgs_pop(ds_msgs *m) {
     HONE_ASSERT(m->n);
-    hone_message *last = &m->v[--m->n];
-    free(last->role);
-    free(last->content);
-    free(last->name);
-    free(last->tool_calls_json);
+    hone_message_free(&m->v[--m->n]);
 }
 
 hone_status ds_add_row_system(ds_row *r, const json_t *row, ds_msgs *m) {

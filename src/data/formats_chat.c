@@ -107,9 +107,10 @@ hone_status ds_parse_message(ds_row *r, const json_t *msg, const char *what, ds_
                               : json_object_get(msg, "value")                               ? "value"
                               : json_object_get(msg, "content") || strcmp(role_key, "from") ? "content"
                                                                                             : "value";
-    const char *role_text, *name;
+    const char *role_text, *name, *call_id;
     HONE_TRY(ds_get_string(r, msg, role_key, 1, what, &role_text));
     HONE_TRY(ds_get_string(r, msg, "name", 0, what, &name));
+    HONE_TRY(ds_get_string(r, msg, "tool_call_id", 0, what, &call_id));
     int weight, known;
     HONE_TRY(read_weight(r, msg, what, &weight));
     const json_t *calls = ds_get(msg, "tool_calls"), *content = ds_get(msg, content_key);
@@ -135,7 +136,8 @@ hone_status ds_parse_message(ds_row *r, const json_t *msg, const char *what, ds_
         m->weight = weight;
         m->tool_calls_json = calls_json;
         calls_json = NULL;
-        if (name && !(m->name = strdup(name))) st = hone_errorf(HONE_ERR_NOMEM, "out of memory for a message");
+        if ((name && !(m->name = strdup(name))) || (call_id && !(m->tool_call_id = strdup(call_id))))
+            st = hone_errorf(HONE_ERR_NOMEM, "out of memory for a message");
     }
     free(calls_json);
     free(text);

@@ -59,7 +59,8 @@ static int str_eq(const char *a, const char *b) { return a == b || (a && b && !s
 
 static int same_message(const hone_message *a, const hone_message *b) {
     return !strcmp(a->role, b->role) && !strcmp(a->content, b->content) && a->weight == b->weight &&
-           str_eq(a->name, b->name) && str_eq(a->tool_calls_json, b->tool_calls_json);
+           str_eq(a->name, b->name) && str_eq(a->tool_calls_json, b->tool_calls_json) &&
+           str_eq(a->tool_call_id, b->tool_call_id);
 }
 
 /* Moves messages [from, n) of src to the end of dst. */

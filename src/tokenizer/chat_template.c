@@ -400,6 +400,7 @@ static hone_status build_vars(const hone_chat_template *t, const hone_conversati
         HONE_TRY(set_str(a, msg, "role", m->role));
         if (m->content) HONE_TRY(set_str(a, msg, "content", m->content));
         if (m->name) HONE_TRY(set_str(a, msg, "name", m->name));
+        if (m->tool_call_id) HONE_TRY(set_str(a, msg, "tool_call_id", m->tool_call_id));
         if (m->tool_calls_json) {
             char what[64];
             snprintf(what, sizeof what, "the tool_calls of message %zu", i);

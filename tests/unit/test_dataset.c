@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "hone/chat_template.h"
 #include "hone/dataset.h"
 #include "testutil.h"
 
@@ -408,6 +409,41 @@ static void test_openai_messages(void **state) {
     assert_int_equal(ds.stats.first_dropped_line[HONE_DROP_EMPTY_ANSWER], 5);
     assert_int_equal(ds.stats.dropped_by[HONE_DROP_BAD_TURNS], 1); /* a system message after the first turn */
     hone_dataset_free(&ds);
+}
+
+/* tool_call_id ties a tool result to its call: kept, written back, and handed to chat templates (Mistral v0.3's
+ * template requires it). */
+static void test_tool_call_id(void **state) {
+    (void)state;
+    char *dir = test_tmpdir();
+    const char *row = "{\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\"}, {\"role\": \"assistant\", "
+                      "\"tool_calls\": [{\"id\": \"call_1\", \"type\": \"function\", \"function\": {\"name\": \"add\", "
+                      "\"arguments\": \"{}\"}}]}, {\"role\": \"tool\", \"tool_call_id\": \"call_1\", \"content\": \"4\"}, "
+                      "{\"role\": \"assistant\", \"content\": \"4\"}]}\n";
+    char *path = test_write_file(dir, "calls.jsonl", row, strlen(row));
+    hone_dataset ds;
+    TEST_OK(hone_dataset_load(&ds, path, NULL));
+    assert_int_equal(ds.n_examples, 1);
+    const hone_conversation *c = &ds.examples[0].conversation;
+    assert_string_equal(c->messages[2].tool_call_id, "call_1");
+    assert_null(c->messages[0].tool_call_id);
+    char *json = hone_example_to_json(&ds.examples[0]);
+    assert_non_null(strstr(json, "\"tool_call_id\":\"call_1\""));
+    free(json);
+    hone_chat_template *t;
+    const char *src = "{% for m in messages %}{{ m.role }}{% if m.tool_call_id is defined %}[{{ m.tool_call_id }}]"
+                      "{% endif %};{% endfor %}";
+    TEST_OK(hone_chat_template_compile(&t, src, strlen(src), "ids", 0));
+    char *text;
+    size_t len;
+    TEST_OK(hone_chat_template_render(t, c, NULL, &text, &len, NULL, NULL));
+    assert_string_equal(text, "user;assistant;tool[call_1];assistant;");
+    free(text);
+    hone_chat_template_free(t);
+    hone_dataset_free(&ds);
+    free(path);
+    test_tmpdir_remove(dir);
+    free(dir);
 }
 
 static void test_oasst_best_path(void **state) {
@@ -974,6 +1010,7 @@ int main(void) {
         cmocka_unit_test(test_gzip_equals_plain),
         cmocka_unit_test(test_streaming_callback),
         cmocka_unit_test(test_canonical_round_trip),
+        cmocka_unit_test(test_tool_call_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
