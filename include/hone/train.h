@@ -18,6 +18,7 @@
 #include "hone/data.h"
 #include "hone/model.h"
 #include "hone/optim.h"
+#include "hone/pack.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,7 +53,7 @@ typedef struct {
     double loss;           /* the loss the gradient was computed from */
     float learning_rate;
     float grad_norm;       /* before clipping */
-    int64_t tokens;        /* tokens processed in this step: B · GA · sequence_len */
+    int64_t tokens;        /* real tokens in this step's rows (blocks: B · GA · sequence_len) */
     double tokens_per_second;
     double elapsed_seconds;
     int skipped;           /* non-finite loss or gradient: no update */
@@ -62,7 +63,7 @@ typedef struct {
 typedef int (*hone_step_callback)(const hone_step_info *info, void *user);
 
 typedef struct {
-    int64_t steps, skipped_steps, blocks, dropped_tokens;
+    int64_t steps, skipped_steps, blocks, dropped_tokens; /* blocks: rows of the data (blocks or packed rows) */
     double first_loss, last_loss, seconds;
 } hone_train_summary;
 
@@ -70,6 +71,13 @@ typedef struct {
  * OUT/checkpoint-<step>/ every save_steps, and the final model in OUT/. */
 hone_status hone_pretrain(hone_model *m, const hone_token_stream *data, const hone_train_config *cfg,
                           hone_step_callback cb, void *user, hone_train_summary *out);
+
+/* Supervised fine-tuning of all weights on packed rows (hone_pack: rendered examples, targets −100 where not
+ * trained, positions restarting per sample). The same loop, options and outputs as hone_pretrain; each step's
+ * loss is the sum of NLL over all target tokens of its micro-batches divided by their number, and a micro-batch
+ * runs only as long as its longest row. rows->row_len must equal cfg->sequence_len. */
+hone_status hone_train_rows(hone_model *m, const hone_packed *rows, const hone_train_config *cfg,
+                            hone_step_callback cb, void *user, hone_train_summary *out);
 
 typedef struct {
     double ms_per_step, tokens_per_second, gflops, peak_gflops, mfu; /* median step */

@@ -156,6 +156,100 @@ static void test_too_little_data_is_an_error(void **s) {
     hone_tokens_free(&data);
 }
 
+/* Rows cut from the blocks (one sample per row, every token trained) train exactly as pretraining on the blocks:
+ * the row loop and the block loop are the same loop. */
+static void test_rows_train_like_blocks(void **s) {
+    (void)s;
+    const int T = 16, n_blocks = 24;
+    hone_token_stream data = synthetic((size_t)T * n_blocks);
+    hone_sequence *seqs = calloc(n_blocks, sizeof *seqs);
+    for (int i = 0; i < n_blocks; i++) {
+        seqs[i].n = (size_t)T;
+        seqs[i].input_ids = data.tokens + (size_t)i * T;
+        seqs[i].labels = data.tokens + (size_t)i * T;
+    }
+    hone_pack_options po = {.sequence_len = T, .sample_packing = 0, .pad_id = 0};
+    hone_packed rows;
+    TEST_OK(hone_pack(seqs, n_blocks, &po, &rows));
+    assert_int_equal(rows.n_rows, n_blocks);
+    hone_train_config tc;
+    base_config(&tc);
+    tc.shuffle = 1;
+    tc.micro_batch_size = 2;
+    tc.gradient_accumulation_steps = 2;
+    tc.max_steps = 8;
+    hone_model *a = tiny_model(), *b = tiny_model();
+    record ra = {0}, rb = {0};
+    hone_train_summary sum;
+    TEST_OK(hone_pretrain(a, &data, &tc, keep, &ra, &sum));
+    TEST_OK(hone_train_rows(b, &rows, &tc, keep, &rb, &sum));
+    assert_int_equal(ra.n, rb.n);
+    assert_memory_equal(ra.loss, rb.loss, sizeof(double) * ra.n);
+    size_t n_segs;
+    const hone_param_segment *segs = hone_model_segments(a, &n_segs);
+    const size_t n = segs[n_segs - 1].offset + segs[n_segs - 1].size;
+    assert_memory_equal(hone_model_params(a), hone_model_params(b), n * sizeof(float));
+    tc.sequence_len = 32;
+    TEST_FAILS_WITH(hone_train_rows(b, &rows, &tc, NULL, NULL, &sum), "sequence_len is 32");
+    hone_model_free(a);
+    hone_model_free(b);
+    hone_packed_free(&rows);
+    free(seqs);
+    hone_tokens_free(&data);
+}
+
+/* Packed rows of samples of different lengths with partly masked labels: the first step's loss is the summed NLL
+ * of the trained targets of each sample run alone, over their number. */
+static void test_packed_rows_loss(void **s) {
+    (void)s;
+    const int T = 24, n = 9;
+    hone_token_stream data = synthetic(400);
+    hone_sequence *seqs = calloc(n, sizeof *seqs);
+    int32_t *labels = malloc(sizeof(int32_t) * 400);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        seqs[i].n = (size_t)(5 + (i * 7) % 13);
+        seqs[i].input_ids = data.tokens + off;
+        seqs[i].labels = labels + off;
+        for (size_t t = 0; t < seqs[i].n; t++) labels[off + t] = t < seqs[i].n / 2 ? -100 : data.tokens[off + t];
+        off += seqs[i].n;
+    }
+    hone_pack_options po = {.sequence_len = T, .sample_packing = 1, .pad_id = 0};
+    hone_packed rows;
+    TEST_OK(hone_pack(seqs, n, &po, &rows));
+    hone_train_config tc;
+    base_config(&tc);
+    tc.sequence_len = T;
+    tc.micro_batch_size = 1;
+    tc.gradient_accumulation_steps = (int)rows.n_rows; /* one step over everything */
+    tc.max_steps = 1;
+    hone_model *m = tiny_model();
+    /* the reference: every sample alone, at the initial weights */
+    TEST_OK(hone_model_prepare(m, 1, T, 0));
+    double nll = 0;
+    int64_t count = 0;
+    int32_t tg[64];
+    for (int i = 0; i < n; i++) {
+        const int len = (int)seqs[i].n;
+        for (int t = 0; t < len; t++) tg[t] = t + 1 < len ? seqs[i].labels[t + 1] : -100;
+        hone_loss l;
+        TEST_OK(hone_model_forward(m, seqs[i].input_ids, 1, len));
+        TEST_OK(hone_head_cross_entropy(m, tg, 1.0f, 0, &l));
+        nll += l.sum_nll;
+        count += l.count;
+    }
+    record r = {0};
+    hone_train_summary sum;
+    TEST_OK(hone_train_rows(m, &rows, &tc, keep, &r, &sum));
+    assert_int_equal(r.n, 1);
+    assert_true(fabs(r.loss[0] - nll / (double)count) <= 1e-5 * fabs(r.loss[0]));
+    hone_model_free(m);
+    hone_packed_free(&rows);
+    free(labels);
+    free(seqs);
+    hone_tokens_free(&data);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_step_uses_first_blocks),
@@ -163,6 +257,8 @@ int main(void) {
         cmocka_unit_test(test_runs_are_reproducible),
         cmocka_unit_test(test_non_finite_steps_stop_the_run),
         cmocka_unit_test(test_too_little_data_is_an_error),
+        cmocka_unit_test(test_rows_train_like_blocks),
+        cmocka_unit_test(test_packed_rows_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
