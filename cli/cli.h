@@ -20,6 +20,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_expand(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
 
 /* Parses argv against specs; handles --help. Returns 0 on success, else the exit code to return (0 for help). */
 int cli_parse(hone_settings **s, const char *command, const char *usage, const hone_key_spec *specs, size_t n,
@@ -50,6 +51,11 @@ hone_key_spec *cli_keys_with_dataset_options(const hone_key_spec *fixed, size_t 
 /* Fills o from the dataset-option keys that are set; 0 (after printing the error) when one is invalid. The
  * option strings stay owned by s. */
 int cli_dataset_options(const hone_settings *s, hone_dataset_options *o, const char *command);
+
+/* Loud, counted warnings of rendering (flagged[k]: examples with HONE_RENDER flag 1 << k) and the pad = eos note. */
+void cli_render_warnings(const size_t flagged[3], size_t examples, const hone_tokenizer *tok);
+/* The progress line of training commands, every logging_steps steps (user: the hone_train_config). */
+int cli_print_progress(const hone_step_info *s, void *user);
 
 /* The token cache folder for text data (axolotl's name for its prepared-data folder). */
 #define CLI_TOKEN_CACHE_KEY                                                                                     \

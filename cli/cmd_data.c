@@ -122,22 +122,6 @@ static hone_status render_one(hone_example *ex, void *ctx) {
     return st;
 }
 
-/* Loud, counted warnings for what would silently hurt a training run. */
-static void render_warnings(const render_job *job, const hone_tokenizer *tok) {
-    static const char *const what[3] = {
-        "have a trained assistant turn that no special token ends: the model will not learn to stop",
-        "train on text that differs from the generation prompt (add_generation_prompt): inference will see "
-        "another format",
-        "have a token across the boundary of a trained part (counted as trained)",
-    };
-    for (int k = 0; k < 3; k++)
-        if (job->flagged[k]) fprintf(stderr, "warning: %zu of %zu examples %s\n", job->flagged[k], job->examples, what[k]);
-    const hone_special_tokens *sp = hone_tokenizer_special(tok);
-    if (sp->pad_id >= 0 && sp->pad_id == sp->eos_id)
-        fprintf(stderr, "note: the pad token is the eos token; hone masks padding by position, never by id, so the "
-                        "real end-of-sequence tokens stay trained\n");
-}
-
 static int data_render(int argc, char **argv) {
     static const hone_key_spec fixed[] = {
         {"data", HONE_KEY_STRING, NULL, "dataset: a JSON array, JSONL or one JSON object, optionally gzipped"},
@@ -201,7 +185,7 @@ static int data_render(int argc, char **argv) {
     print_summary(&stats, in, out, hone_now_seconds() - t0);
     fprintf(stderr, "%zu tokens, %zu trained (template %s)\n", job.tokens, job.trained_tokens,
             hone_chat_template_name(tmpl));
-    render_warnings(&job, tok);
+    cli_render_warnings(job.flagged, job.examples, tok);
     rc = 0;
 done:
     hone_chat_template_free(tmpl);

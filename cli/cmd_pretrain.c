@@ -14,15 +14,6 @@ static const hone_key_spec keys[] = {
     CLI_THREADS_KEY,
 };
 
-static int print_progress(const hone_step_info *s, void *user) {
-    const hone_train_config *tc = user;
-    if (s->step == 1 || s->step == s->total_steps || (tc->logging_steps > 0 && s->step % tc->logging_steps == 0))
-        fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s%s\n", (long long)s->step,
-                (long long)s->total_steps, s->loss, (double)s->learning_rate, (double)s->grad_norm,
-                s->tokens_per_second, s->skipped ? "  (skipped)" : "");
-    return 0;
-}
-
 int cmd_pretrain(int argc, char **argv) {
     hone_settings *s;
     int code;
@@ -51,7 +42,7 @@ int cmd_pretrain(int argc, char **argv) {
     fprintf(stderr, "model %s: %s, %zu parameters; data: %zu tokens in %zu documents\n", model_dir,
             hone_model_get_config(m)->model_type, hone_model_num_params(m), data.n_tokens, data.n_documents);
     hone_train_summary sum;
-    if (hone_pretrain(m, &data, &tc, print_progress, &tc, &sum) != HONE_OK) {
+    if (hone_pretrain(m, &data, &tc, cli_print_progress, &tc, &sum) != HONE_OK) {
         cli_fail("pretrain");
         goto done;
     }

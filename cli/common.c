@@ -112,3 +112,28 @@ int cli_dataset_options(const hone_settings *s, hone_dataset_options *o, const c
     }
     return 1;
 }
+
+void cli_render_warnings(const size_t flagged[3], size_t examples, const hone_tokenizer *tok) {
+    static const char *const what[3] = {
+        "have a trained assistant turn that no special token ends: the model will not learn to stop",
+        "train on text that differs from the generation prompt (add_generation_prompt): inference will see "
+        "another format",
+        "have a token across the boundary of a trained part (counted as trained)",
+    };
+    for (int k = 0; k < 3; k++) /* a straddling token is BPE at work, not a fault: a note, not a warning */
+        if (flagged[k])
+            fprintf(stderr, "%s: %zu of %zu examples %s\n", k == 2 ? "note" : "warning", flagged[k], examples, what[k]);
+    const hone_special_tokens *sp = hone_tokenizer_special(tok);
+    if (sp->pad_id >= 0 && sp->pad_id == sp->eos_id)
+        fprintf(stderr, "note: the pad token is the eos token; hone masks padding by position, never by id, so the "
+                        "real end-of-sequence tokens stay trained\n");
+}
+
+int cli_print_progress(const hone_step_info *s, void *user) {
+    const hone_train_config *tc = user;
+    if (s->step == 1 || s->step == s->total_steps || (tc->logging_steps > 0 && s->step % tc->logging_steps == 0))
+        fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s%s\n", (long long)s->step,
+                (long long)s->total_steps, s->loss, (double)s->learning_rate, (double)s->grad_norm,
+                s->tokens_per_second, s->skipped ? "  (skipped)" : "");
+    return 0;
+}

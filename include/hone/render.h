@@ -77,6 +77,21 @@ void hone_sequence_free(hone_sequence *s);
  * without one gets the built-in "alpaca" (said in an info line). */
 hone_status hone_chat_template_pick(hone_chat_template **out, const char *choice, const char *model_dir);
 
+/* Every example of a dataset file, rendered. flagged[k] counts the examples with flag 1 << k (HONE_RENDER_*). */
+typedef struct {
+    hone_sequence *seqs;
+    size_t n;
+    hone_dataset_stats stats;
+    size_t flagged[3];
+    size_t tokens, trained_tokens;
+} hone_rendered_set;
+
+/* Reads the dataset at path (hone_dataset_read with dopt) and renders each example with o, appending to out
+ * (zero it before the first call; several files may go into one set). */
+hone_status hone_render_file(const char *path, const hone_dataset_options *dopt, const hone_render_options *o,
+                             hone_rendered_set *out);
+void hone_rendered_set_free(hone_rendered_set *set);
+
 /* "turn" | "last" | "all" | "none"; anything else is an error listing them. */
 hone_status hone_train_eos_parse(const char *name, hone_train_eos *out);
 

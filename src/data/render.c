@@ -260,3 +260,46 @@ hone_status hone_render_example(const hone_example *ex, const hone_render_option
     for (size_t i = 0; i < out->n; i++) out->n_trained += out->labels[i] != IGNORE_INDEX;
     return HONE_OK;
 }
+
+typedef struct {
+    const hone_render_options *o;
+    hone_rendered_set *set;
+    size_t cap;
+} render_file_job;
+
+static hone_status render_into_set(hone_example *ex, void *ctx) {
+    render_file_job *job = ctx;
+    hone_rendered_set *set = job->set;
+    if (set->n == job->cap) {
+        const size_t cap = job->cap ? 2 * job->cap : 256;
+        hone_sequence *grown = realloc(set->seqs, cap * sizeof *grown);
+        if (!grown) return hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu rendered examples", cap);
+        set->seqs = grown;
+        job->cap = cap;
+    }
+    hone_sequence *seq = &set->seqs[set->n];
+    HONE_TRY(hone_render_example(ex, job->o, seq));
+    set->n++;
+    for (int k = 0; k < 3; k++) set->flagged[k] += (seq->flags >> k) & 1;
+    set->tokens += seq->n;
+    set->trained_tokens += seq->n_trained;
+    return HONE_OK;
+}
+
+hone_status hone_render_file(const char *path, const hone_dataset_options *dopt, const hone_render_options *o,
+                             hone_rendered_set *out) {
+    render_file_job job = {.o = o, .set = out, .cap = out->n};
+    hone_dataset_stats stats;
+    const hone_status st = hone_dataset_read(path, dopt, render_into_set, &job, &stats);
+    out->stats.rows += stats.rows;
+    out->stats.examples += stats.examples;
+    out->stats.dropped += stats.dropped;
+    for (int r = 0; r < HONE_DROP_COUNT; r++) out->stats.dropped_by[r] += stats.dropped_by[r];
+    return st;
+}
+
+void hone_rendered_set_free(hone_rendered_set *set) {
+    for (size_t i = 0; i < set->n; i++) hone_sequence_free(&set->seqs[i]);
+    free(set->seqs);
+    memset(set, 0, sizeof *set);
+}

@@ -283,7 +283,8 @@ hone_status hone_chat_template_from_model(hone_chat_template **out, const char *
     }
     if (hone_file_exists(config_path)) {
         json_error_t err;
-        config = json_load_file(config_path, JSON_ALLOW_NUL, &err);
+        /* integers as reals: model_max_length is often 1e30 written as an integer, beyond jansson's range */
+        config = json_load_file(config_path, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
         if (!config) {
             st = hone_errorf(HONE_ERR_FORMAT, "%s:%d: %s", config_path, err.line, err.text);
             goto done;
