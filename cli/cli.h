@@ -45,9 +45,14 @@ void cli_merge_report(const hone_merge_summary *sum, const char *output_dir, int
 
 #define CLI_THREADS_KEY {"threads", HONE_KEY_INT, "0", "CPU threads for OpenMP and BLAS (0 = all cores)"}
 
-/* keys[0..n_fixed) followed by one key per dataset option (hone_dataset_option_list); *n = the total. malloc'd
- * (free()), NULL when out of memory. */
-hone_key_spec *cli_keys_with_dataset_options(const hone_key_spec *fixed, size_t n_fixed, size_t *n);
+/* cli_parse with fixed[0..n_fixed) followed by one key per dataset option (hone_dataset_option_list). Returns the
+ * key table, which must outlive *s (free() it after hone_settings_free), or NULL when the command should return
+ * *exit_code (help, bad flags, out of memory). */
+hone_key_spec *cli_parse_with_dataset_options(hone_settings **s, const char *command, const char *usage,
+                                              const hone_key_spec *fixed, size_t n_fixed, int argc, char **argv,
+                                              int *exit_code);
+/* The last line of a training command (stderr). */
+void cli_print_train_summary(const hone_train_summary *sum, const char *output_dir);
 /* Fills o from the dataset-option keys that are set; 0 (after printing the error) when one is invalid. The
  * option strings stay owned by s. */
 int cli_dataset_options(const hone_settings *s, hone_dataset_options *o, const char *command);

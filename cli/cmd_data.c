@@ -10,9 +10,10 @@
 #include "cli.h"
 
 static void data_usage(FILE *out) {
-    fprintf(out, "usage: hone data SUBCOMMAND [--key value ...]\n\nsub-commands:\n"
-                 "  convert    any supported dataset to canonical JSONL (hone data convert --help)\n"
-                 "  render     chat template + tokenizer: text, input_ids, labels per example (hone data render --help)\n");
+    fprintf(out,
+            "usage: hone data SUBCOMMAND [--key value ...]\n\nsub-commands:\n"
+            "  convert    any supported dataset to canonical JSONL (hone data convert --help)\n"
+            "  render     chat template + tokenizer: text, input_ids, labels per example (hone data render --help)\n");
 }
 
 /* The stderr summary: counts, then the drops by reason with the first line of each. */
@@ -36,19 +37,12 @@ static int data_convert(int argc, char **argv) {
         {"output", HONE_KEY_STRING, NULL, "canonical JSONL file to write (atomically)"},
         {"json", HONE_KEY_BOOL, "false", "print the counts as one JSON object on stdout"},
     };
-    size_t n_keys;
-    hone_key_spec *keys = cli_keys_with_dataset_options(fixed, sizeof fixed / sizeof fixed[0], &n_keys);
-    if (!keys) {
-        fprintf(stderr, "hone data convert: error: out of memory\n");
-        return 1;
-    }
     hone_settings *s;
     int rc;
-    if (cli_parse(&s, "data convert", "--data FILE --output OUT.jsonl [--format F] [--strict] [--field-* NAME ...]",
-                  keys, n_keys, argc, argv, &rc)) {
-        free(keys);
-        return rc;
-    }
+    hone_key_spec *keys = cli_parse_with_dataset_options(
+        &s, "data convert", "--data FILE --output OUT.jsonl [--format F] [--strict] [--field-* NAME ...]", fixed,
+        sizeof fixed / sizeof fixed[0], argc, argv, &rc);
+    if (!keys) return rc;
     rc = 1;
     hone_dataset_options o;
     if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output") != HONE_OK) {
@@ -135,19 +129,12 @@ static int data_render(int argc, char **argv) {
         {"train_on_eos", HONE_KEY_STRING, "turn", "end-of-turn tokens trained: turn | last | all | none"},
         {"roles_to_train", HONE_KEY_STRING, "assistant", "comma-separated roles whose messages are trained"},
     };
-    size_t n_keys;
-    hone_key_spec *keys = cli_keys_with_dataset_options(fixed, sizeof fixed / sizeof fixed[0], &n_keys);
-    if (!keys) {
-        fprintf(stderr, "hone data render: error: out of memory\n");
-        return 1;
-    }
     hone_settings *s;
     int rc;
-    if (cli_parse(&s, "data render", "--tokenizer DIR --data FILE --output OUT.jsonl [--chat-template NAME|FILE]",
-                  keys, n_keys, argc, argv, &rc)) {
-        free(keys);
-        return rc;
-    }
+    hone_key_spec *keys = cli_parse_with_dataset_options(
+        &s, "data render", "--tokenizer DIR --data FILE --output OUT.jsonl [--chat-template NAME|FILE]", fixed,
+        sizeof fixed / sizeof fixed[0], argc, argv, &rc);
+    if (!keys) return rc;
     rc = 1;
     hone_tokenizer *tok = NULL;
     hone_chat_template *tmpl = NULL;
@@ -175,8 +162,10 @@ static int data_render(int argc, char **argv) {
     hone_status st = hone_atomic_open(&job.out, out);
     if (st == HONE_OK) {
         st = hone_dataset_read(in, &o, render_one, &job, &stats);
-        if (st == HONE_OK) st = hone_atomic_commit(&job.out);
-        else hone_atomic_abort(&job.out);
+        if (st == HONE_OK)
+            st = hone_atomic_commit(&job.out);
+        else
+            hone_atomic_abort(&job.out);
     }
     if (st != HONE_OK) {
         cli_fail("data render");

@@ -46,9 +46,7 @@ int cmd_pretrain(int argc, char **argv) {
         cli_fail("pretrain");
         goto done;
     }
-    fprintf(stderr, "done: %lld steps (%lld skipped) in %.1f s, loss %.4f -> %.4f; model saved to %s\n",
-            (long long)sum.steps, (long long)sum.skipped_steps, sum.seconds, sum.first_loss, sum.last_loss,
-            tc.output_dir);
+    cli_print_train_summary(&sum, tc.output_dir);
     rc = 0;
 done:
     hone_tokens_free(&data);

@@ -41,19 +41,12 @@ static hone_status render_datasets(const char *list, const hone_dataset_options 
 }
 
 int cmd_sft(int argc, char **argv) {
-    size_t n_keys;
-    hone_key_spec *keys = cli_keys_with_dataset_options(fixed, sizeof fixed / sizeof fixed[0], &n_keys);
-    if (!keys) {
-        fprintf(stderr, "hone sft: error: out of memory\n");
-        return 1;
-    }
     hone_settings *s;
     int rc;
-    if (cli_parse(&s, "sft", "--model DIR --datasets FILE[,FILE...] --output-dir OUT [options]", keys, n_keys, argc,
-                  argv, &rc)) {
-        free(keys);
-        return rc;
-    }
+    hone_key_spec *keys =
+        cli_parse_with_dataset_options(&s, "sft", "--model DIR --datasets FILE[,FILE...] --output-dir OUT [options]",
+                                       fixed, sizeof fixed / sizeof fixed[0], argc, argv, &rc);
+    if (!keys) return rc;
     rc = 1;
     hone_model *m = NULL;
     hone_tokenizer *tok = NULL;
@@ -69,8 +62,9 @@ int cmd_sft(int argc, char **argv) {
         !cli_threads(s, "sft"))
         goto done;
     if (hone_settings_is_set(s, "adapter")) {
-        fprintf(stderr, "hone sft: error: adapter '%s' is not supported yet: hone sft trains all weights for now "
-                        "(leave out --adapter)\n",
+        fprintf(stderr,
+                "hone sft: error: adapter '%s' is not supported yet: hone sft trains all weights for now "
+                "(leave out --adapter)\n",
                 hone_settings_str(s, "adapter"));
         goto done;
     }
@@ -83,8 +77,9 @@ int cmd_sft(int argc, char **argv) {
         goto done;
     }
     if (!tok) {
-        fprintf(stderr, "hone sft: error: %s has no tokenizer (tokenizer.json or vocab.json + merges.txt); give "
-                        "--tokenizer\n",
+        fprintf(stderr,
+                "hone sft: error: %s has no tokenizer (tokenizer.json or vocab.json + merges.txt); give "
+                "--tokenizer\n",
                 model_dir);
         goto done;
     }
@@ -107,12 +102,14 @@ int cmd_sft(int argc, char **argv) {
         cli_fail("sft");
         goto done;
     }
-    fprintf(stderr, "%zu examples (%zu rows read, %zu dropped by the dataset checks), %zu tokens, %zu trained "
-                    "(template %s)\n",
+    fprintf(stderr,
+            "%zu examples (%zu rows read, %zu dropped by the dataset checks), %zu tokens, %zu trained "
+            "(template %s)\n",
             set.n, set.stats.rows, set.stats.dropped, set.tokens, set.trained_tokens, hone_chat_template_name(tmpl));
     cli_render_warnings(set.flagged, set.n, tok);
-    fprintf(stderr, "%zu rows of %d tokens (%s): %zu samples, %zu longer than sequence_len %s, %zu without a "
-                    "trained token skipped\n",
+    fprintf(stderr,
+            "%zu rows of %d tokens (%s): %zu samples, %zu longer than sequence_len %s, %zu without a "
+            "trained token skipped\n",
             rows.n_rows, rows.row_len, po.sample_packing ? "packed" : "one sample each", rows.n_samples,
             po.truncation == HONE_TRUNCATE_DROP ? rows.n_dropped : rows.n_truncated,
             po.truncation == HONE_TRUNCATE_DROP ? "dropped" : "truncated", rows.n_empty);
@@ -121,9 +118,7 @@ int cmd_sft(int argc, char **argv) {
         cli_fail("sft");
         goto done;
     }
-    fprintf(stderr, "done: %lld steps (%lld skipped) in %.1f s, loss %.4f -> %.4f; model saved to %s\n",
-            (long long)sum.steps, (long long)sum.skipped_steps, sum.seconds, sum.first_loss, sum.last_loss,
-            tc.output_dir);
+    cli_print_train_summary(&sum, tc.output_dir);
     rc = 0;
 done:
     hone_packed_free(&rows);

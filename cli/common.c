@@ -4,8 +4,8 @@
 
 #include "cli.h"
 
-int cli_parse(hone_settings **s, const char *command, const char *usage, const hone_key_spec *specs, size_t n,
-              int argc, char **argv, int *exit_code) {
+int cli_parse(hone_settings **s, const char *command, const char *usage, const hone_key_spec *specs, size_t n, int argc,
+              char **argv, int *exit_code) {
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: hone %s %s\n\noptions (flags, or keys of the --config YAML file):\n", command, usage);
@@ -84,7 +84,7 @@ const char *cli_token_cache_dir(const hone_settings *s) {
     return strcmp(dir, "none") ? dir : NULL;
 }
 
-hone_key_spec *cli_keys_with_dataset_options(const hone_key_spec *fixed, size_t n_fixed, size_t *n) {
+static hone_key_spec *keys_with_dataset_options(const hone_key_spec *fixed, size_t n_fixed, size_t *n) {
     size_t n_opt;
     const hone_dataset_option_info *opts = hone_dataset_option_list(&n_opt);
     hone_key_spec *keys = calloc(n_fixed + n_opt, sizeof *keys);
@@ -136,4 +136,27 @@ int cli_print_progress(const hone_step_info *s, void *user) {
                 (long long)s->total_steps, s->loss, (double)s->learning_rate, (double)s->grad_norm,
                 s->tokens_per_second, s->skipped ? "  (skipped)" : "");
     return 0;
+}
+
+hone_key_spec *cli_parse_with_dataset_options(hone_settings **s, const char *command, const char *usage,
+                                              const hone_key_spec *fixed, size_t n_fixed, int argc, char **argv,
+                                              int *exit_code) {
+    size_t n_keys;
+    hone_key_spec *keys = keys_with_dataset_options(fixed, n_fixed, &n_keys);
+    if (!keys) {
+        fprintf(stderr, "hone %s: error: out of memory\n", command);
+        *exit_code = 1;
+        return NULL;
+    }
+    if (cli_parse(s, command, usage, keys, n_keys, argc, argv, exit_code)) {
+        free(keys);
+        return NULL;
+    }
+    return keys;
+}
+
+void cli_print_train_summary(const hone_train_summary *sum, const char *output_dir) {
+    fprintf(stderr, "done: %lld steps (%lld skipped) in %.1f s, loss %.4f -> %.4f; model saved to %s\n",
+            (long long)sum->steps, (long long)sum->skipped_steps, sum->seconds, sum->first_loss, sum->last_loss,
+            output_dir);
 }
