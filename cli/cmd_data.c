@@ -2,7 +2,6 @@
  * examples as canonical JSONL, with the counts of rows read, examples written and rows dropped by reason.
  * `hone data render` renders them with a chat template and tokenizes them (hone/render.h): one JSON line per
  * example with the text, the ids and the labels a training run would use. */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,34 +83,19 @@ typedef struct {
     size_t flagged[3]; /* examples with HONE_RENDER_NO_END_OF_TURN, _PROMPT_MISMATCH, _STRADDLING_TOKEN */
 } render_job;
 
-static hone_status write_ids(hone_atomic_file *af, const char *key, const int32_t *ids, size_t n) {
-    char buf[32];
-    HONE_TRY(hone_atomic_write(af, key, strlen(key)));
-    for (size_t i = 0; i < n; i++) {
-        int len = snprintf(buf, sizeof buf, "%s%d", i ? "," : "", (int)ids[i]);
-        HONE_TRY(hone_atomic_write(af, buf, (size_t)len));
-    }
-    return hone_atomic_write(af, "]", 1);
-}
-
 static hone_status render_one(hone_example *ex, void *ctx) {
     render_job *job = ctx;
     hone_sequence seq;
     HONE_TRY(job->prompt_only ? hone_render_prompt(ex, &job->ro, &seq) : hone_render_example(ex, &job->ro, &seq));
-    json_t *text = json_stringn(seq.text ? seq.text : "", seq.text_len);
-    char *text_json = text ? json_dumps(text, JSON_ENCODE_ANY) : NULL;
-    json_decref(text);
-    hone_status st = text_json ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    if (st == HONE_OK) st = hone_atomic_write(&job->out, "{\"text\": ", 9);
-    if (st == HONE_OK) st = hone_atomic_write(&job->out, text_json, strlen(text_json));
-    if (st == HONE_OK) st = write_ids(&job->out, ", \"input_ids\": [", seq.input_ids, seq.n);
-    if (st == HONE_OK) st = write_ids(&job->out, ", \"labels\": [", seq.labels, seq.n);
-    if (st == HONE_OK) st = hone_atomic_write(&job->out, "}\n", 2);
+    char *line = hone_sequence_to_json(&seq);
+    hone_status st =
+        line ? hone_atomic_write(&job->out, line, strlen(line)) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (st == HONE_OK) st = hone_atomic_write(&job->out, "\n", 1);
     for (int k = 0; k < 3; k++) job->flagged[k] += (seq.flags >> k) & 1;
     job->examples++;
     job->tokens += seq.n;
     job->trained_tokens += seq.n_trained;
-    free(text_json);
+    free(line);
     hone_sequence_free(&seq);
     return st;
 }

@@ -118,9 +118,16 @@ float hone_rng_normal(hone_rng *r);                    /* standard normal */
  * same values for any thread count. Advances r->counter by n. */
 void hone_rng_fill_normal(hone_rng *r, float *out, size_t n, float scale);
 
+/* ---- number formatting ---- */
+/* Writes v[0..n) as decimal integers separated by commas ("1,-100,7") at out, which has room for 12 bytes per
+ * value; returns the end of what was written (no NUL). */
+char *hone_format_int32s(char *out, const int32_t *v, size_t n);
+
 /* ---- hashing: 128-bit content hashes for cache keys (not cryptographic; same value on every host) ---- */
 void hone_hash128(const void *data, size_t n, uint64_t seed, uint64_t out[2]);
 void hone_hash128_hex(const uint64_t h[2], char hex[33]); /* 32 lowercase hex digits + NUL */
+/* 64-bit FNV-1a: tiny and stable, for hash tables of short strings and names that pick random streams. */
+uint64_t hone_fnv1a64(const void *data, size_t n);
 
 /* ---- time ---- */
 double hone_now_seconds(void); /* monotonic */

@@ -34,6 +34,8 @@ typedef struct {
  * *s is left empty. */
 hone_status hone_tokens_load(hone_token_stream *s, const char *path, int vocab_size);
 void hone_tokens_free(hone_token_stream *s);
+/* 1 when path names an llm.c shard (.bin, any case): tokens already, no tokenizer needed. */
+int hone_tokens_is_shard(const char *path);
 
 typedef struct {
     const hone_tokenizer *tokenizer; /* NULL: text is an error that says a tokenizer is needed */

@@ -71,6 +71,8 @@ hone_status hone_render_example(const hone_example *ex, const hone_render_option
  * out), rendered with add_generation_prompt; every label is −100. What a model sees when asked to answer. */
 hone_status hone_render_prompt(const hone_example *ex, const hone_render_options *o, hone_sequence *out);
 void hone_sequence_free(hone_sequence *s);
+/* One line of `hone data render`: {"text": "...", "input_ids": [...], "labels": [...]} (no newline; free()). */
+char *hone_sequence_to_json(const hone_sequence *s);
 
 /* The chat template to train with: `choice` is a built-in name (hone_chat_template_builtin_names) or a Jinja
  * file; NULL takes the model folder's own template (tokenizer_config.json / chat_template.jinja), and a model

@@ -1,4 +1,4 @@
-/* Content hashing for cache keys: a 128-bit non-cryptographic hash at memory speed.
+/* Content hashing for cache keys: a 128-bit non-cryptographic hash at memory speed (and FNV-1a for short strings).
  *
  * Four 64-bit lanes each absorb one 8-byte little-endian word of every 32-byte block (multiply, rotate,
  * multiply: every input bit reaches every lane bit within two rounds); the tail and the length are absorbed
@@ -59,4 +59,11 @@ void hone_hash128_hex(const uint64_t h[2], char hex[33]) {
     for (int half = 0; half < 2; half++)
         for (int d = 0; d < 16; d++) hex[half * 16 + d] = digits[(h[half] >> (60 - 4 * d)) & 15];
     hex[32] = '\0';
+}
+
+uint64_t hone_fnv1a64(const void *data, size_t n) {
+    const uint8_t *p = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
 }

@@ -1,7 +1,5 @@
 /* Data files for a given model: text is tokenized with the model's own tokenizer and ends with its EOS. */
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 
 #include "hone/data.h"
 
@@ -27,8 +25,7 @@ hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, c
     hone_tokenizer *tok = NULL;
     if (tok_out) *tok_out = NULL;
     /* shards never need a tokenizer, so they do not pay for loading one */
-    size_t len = strlen(path);
-    if (len < 4 || strcasecmp(path + len - 4, ".bin") != 0) HONE_TRY(hone_model_tokenizer(&tok, m, tokenizer_path));
+    if (!hone_tokens_is_shard(path)) HONE_TRY(hone_model_tokenizer(&tok, m, tokenizer_path));
     /* config.json without an eos_token_id: the tokenizer's (tokenizer_config.json, or what tokenizer.json implies) */
     int32_t eos = c->eos_token_id >= 0 || !tok ? c->eos_token_id : hone_tokenizer_special(tok)->eos_id;
     hone_text_options text = {tok, eos};

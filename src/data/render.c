@@ -1,5 +1,6 @@
 /* Examples → training sequences (see hone/render.h): chat-template rendering, whole-text tokenization, and the
  * label mask from the text spans of the trained turns. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,24 @@ void hone_sequence_free(hone_sequence *s) {
     free(s->input_ids);
     free(s->labels);
     memset(s, 0, sizeof *s);
+}
+
+char *hone_sequence_to_json(const hone_sequence *s) {
+    json_t *text = json_stringn(s->text ? s->text : "", s->text_len);
+    char *text_json = text ? json_dumps(text, JSON_ENCODE_ANY) : NULL;
+    json_decref(text);
+    const size_t len = text_json ? strlen(text_json) : 0;
+    char *out = text_json ? malloc(64 + len + 24 * s->n) : NULL;
+    if (out) {
+        char *p = out;
+        p += sprintf(p, "{\"text\": %s, \"input_ids\": [", text_json);
+        p = hone_format_int32s(p, s->input_ids, s->n);
+        p += sprintf(p, "], \"labels\": [");
+        p = hone_format_int32s(p, s->labels, s->n);
+        strcpy(p, "]}");
+    }
+    free(text_json);
+    return out;
 }
 
 /* Is `role` one of the comma-separated roles? */

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "hone_code_id.h"
 
@@ -204,16 +203,11 @@ const char *hone_token_cache_default_dir(void) {
     return dir;
 }
 
-static int is_shard(const char *path) {
-    size_t n = strlen(path);
-    return n >= 4 && !strcasecmp(path + n - 4, ".bin");
-}
-
 hone_status hone_tokens_load_cached(hone_token_stream *s, const char *path, int vocab_size,
                                     const hone_text_options *text, const char *cache_dir) {
     memset(s, 0, sizeof *s);
     /* shards are already tokens; without a tokenizer there is no text to cache */
-    if (!cache_dir || is_shard(path) || !text || !text->tokenizer)
+    if (!cache_dir || hone_tokens_is_shard(path) || !text || !text->tokenizer)
         return hone_tokens_load_text(s, path, vocab_size, text);
     hone_mapped_file data;
     HONE_TRY(hone_file_map(&data, path));

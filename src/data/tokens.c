@@ -254,6 +254,8 @@ static hone_status load_txt(hone_token_stream *s, const char *path, int vocab_si
     return st;
 }
 
+int hone_tokens_is_shard(const char *path) { return has_suffix(path, ".bin"); }
+
 hone_status hone_tokens_load(hone_token_stream *s, const char *path, int vocab_size) {
     return hone_tokens_load_text(s, path, vocab_size, NULL);
 }
@@ -262,7 +264,7 @@ hone_status hone_tokens_load_text(hone_token_stream *s, const char *path, int vo
                                   const hone_text_options *text) {
     memset(s, 0, sizeof *s);
     hone_status st;
-    if (has_suffix(path, ".bin"))
+    if (hone_tokens_is_shard(path))
         st = load_shard(s, path, vocab_size);
     else if (has_suffix(path, ".jsonl") || has_suffix(path, ".json"))
         st = load_jsonl(s, path, vocab_size, text);

@@ -162,11 +162,7 @@ static void input_view(const hone_merge_plan *p, const merge_tensor *t, size_t i
 }
 
 /* FNV-1a of the output tensor's name: with the input's position it picks the random stream of its mask. */
-static uint64_t name_hash(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
-}
+static uint64_t name_hash(const char *s) { return hone_fnv1a64(s, strlen(s)); }
 
 /* The task arithmetic family on loaded inputs (w->x[base], the others in their scratch buffers): deltas from the
  * base, sparsified, mixed. */

@@ -23,6 +23,7 @@
 
 #include "hone/chat_template.h"
 #include "tokenizer/jinja.h"
+#include "tokenizer/tokenizer_internal.h"
 
 /* Built-in templates: names (NULL-terminated) and their sources, in the same order. */
 static const char *const builtin_names[] = {"chatml", "llama2", "llama3", "mistral", "zephyr",
@@ -281,20 +282,9 @@ hone_status hone_chat_template_from_model(hone_chat_template **out, const char *
         st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if (hone_file_exists(config_path)) {
-        json_error_t err;
-        /* integers as reals: model_max_length is often 1e30 written as an integer, beyond jansson's range */
-        config = json_load_file(config_path, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
-        if (!config) {
-            st = hone_errorf(HONE_ERR_FORMAT, "%s:%d: %s", config_path, err.line, err.text);
-            goto done;
-        }
-        if (!json_is_object(config)) {
-            st = hone_errorf(HONE_ERR_FORMAT, "%s: not a JSON object", config_path);
-            goto done;
-        }
-        if ((st = read_special_tokens(config, config_path, &special)) != HONE_OK) goto done;
-    }
+    if ((st = tok_read_json_object(config_path, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &config)) != HONE_OK)
+        goto done;
+    if (config && (st = read_special_tokens(config, config_path, &special)) != HONE_OK) goto done;
     if (jinja_path && hone_file_exists(jinja_path)) {
         if ((st = hone_file_read(jinja_path, &source, &source_len)) != HONE_OK) goto done;
         source_name = jinja_path;

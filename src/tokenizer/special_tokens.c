@@ -29,12 +29,8 @@ enum { BOS, EOS, UNK, PAD, N_REPORTED, N_NAMED = 7 };
 static const char *const special_keys[N_NAMED] = {"bos_token", "eos_token", "unk_token", "pad_token",
                                                   "sep_token", "cls_token", "mask_token"};
 
-/* flags: JSON_DECODE_INT_AS_REAL for files whose integers hone does not read, such as tokenizer_config.json's
- * model_max_length of 1e30 written as an integer, which does not fit jansson's integers. */
-static hone_status read_object(const char *dir, const char *name, size_t flags, json_t **out) {
+hone_status tok_read_json_object(const char *path, size_t flags, json_t **out) {
     *out = NULL;
-    char *path = hone_path_join(dir, name);
-    if (!path) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     hone_status st = HONE_OK;
     if (hone_file_exists(path)) {
         json_error_t jerr;
@@ -49,6 +45,13 @@ static hone_status read_object(const char *dir, const char *name, size_t flags, 
             *out = NULL;
         }
     }
+    return st;
+}
+
+static hone_status read_object(const char *dir, const char *name, size_t flags, json_t **out) {
+    char *path = hone_path_join(dir, name);
+    if (!path) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    hone_status st = tok_read_json_object(path, flags, out);
     free(path);
     return st;
 }

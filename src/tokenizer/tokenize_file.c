@@ -19,16 +19,7 @@ static char *ids_line(const int32_t *ids, size_t n) {
     char *out = malloc(16 + 12 * n), *p = out;
     if (!out) return NULL;
     memcpy(p, "{\"ids\":[", 8);
-    p += 8;
-    for (size_t i = 0; i < n; i++) {
-        if (i) *p++ = ',';
-        char digits[12];
-        int k = 0;
-        uint32_t v = (uint32_t)ids[i];
-        do digits[k++] = (char)('0' + v % 10);
-        while (v /= 10);
-        while (k) *p++ = digits[--k];
-    }
+    p = hone_format_int32s(p + 8, ids, n);
     memcpy(p, "]}", 3);
     return out;
 }

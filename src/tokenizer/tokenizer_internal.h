@@ -32,6 +32,11 @@ typedef struct {
 } tok_bytes;
 
 hone_status tok_ids_push(tok_ids *a, int32_t id);
+/* The JSON object in the file at path, or *out = NULL (and HONE_OK) when there is no such file; invalid JSON or
+ * another top-level value is an error naming the file. flags: JSON_DECODE_INT_AS_REAL for configuration files
+ * whose integers hone does not read, such as tokenizer_config.json's model_max_length of 1e30 written as an
+ * integer, beyond jansson's range. */
+hone_status tok_read_json_object(const char *path, size_t flags, json_t **out);
 hone_status tok_bytes_append(tok_bytes *b, const void *data, size_t n);
 
 /* Open-addressing hash from a byte string to an id, over strings owned

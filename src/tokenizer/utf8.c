@@ -127,10 +127,7 @@ hone_status tok_bytes_append(tok_bytes *b, const void *data, size_t n) {
 uint64_t tok_hash_bytes(const void *data, size_t n) {
   /* FNV-1a, then a final mix so that the low bits used by the table are well
    * spread */
-  const uint8_t *p = data;
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ p[i]) * 0x100000001b3ull;
+  uint64_t h = hone_fnv1a64(data, n);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdull;
   h ^= h >> 33;

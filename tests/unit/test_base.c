@@ -113,6 +113,16 @@ static void test_hash128(void **state) {
             if (seen[i][0] == seen[j][0] || seen[i][1] == seen[j][1]) fail_msg("hash collision between inputs %zu and %zu", i, j);
 }
 
+static void test_format_int32s(void **state) {
+    (void)state;
+    const int32_t v[] = {0, 7, -100, 2147483647, -2147483647 - 1, 50256};
+    char buf[12 * 6 + 1];
+    char *end = hone_format_int32s(buf, v, 6);
+    *end = 0;
+    assert_string_equal(buf, "0,7,-100,2147483647,-2147483648,50256");
+    assert_ptr_equal(hone_format_int32s(buf, v, 0), buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_context),
@@ -120,6 +130,7 @@ int main(void) {
         cmocka_unit_test(test_rng_streams_are_reproducible_and_distinct),
         cmocka_unit_test(test_rng_fill_normal),
         cmocka_unit_test(test_hash128),
+        cmocka_unit_test(test_format_int32s),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

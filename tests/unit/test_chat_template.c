@@ -259,6 +259,16 @@ static void test_from_model(void **state) {
     const char *none = "{\"eos_token\": \"</s>\"}";
     free(test_write_file(sub, "tokenizer_config.json", none, strlen(none)));
     TEST_FAILS_WITH(hone_chat_template_from_model(&t, sub), "--chat-template NAME");
+
+    /* the config is read as the tokenizer reads it: integers beyond jansson's range (model_max_length 1e30) load,
+     * malformed JSON is an error naming the file */
+    const char *huge = "{\"model_max_length\": 1000000000000000019884624838656, \"chat_template\": \"H\"}";
+    free(test_write_file(sub, "tokenizer_config.json", huge, strlen(huge)));
+    TEST_OK(hone_chat_template_from_model(&t, sub));
+    hone_chat_template_free(t);
+    const char *broken = "{\"chat_template\": ";
+    free(test_write_file(sub, "tokenizer_config.json", broken, strlen(broken)));
+    TEST_FAILS_WITH(hone_chat_template_from_model(&t, sub), "tokenizer_config.json: invalid JSON at line 1");
     free(sub);
     test_tmpdir_remove(dir);
     free(dir);
