@@ -32,6 +32,7 @@ fixtures:
 	/usr/bin/python3 tools/make_fixtures.py tests/fixtures
 	/usr/bin/python3 tools/make_optim_fixtures.py tests/fixtures/optim
 	/usr/bin/python3 tools/make_merge_fixtures.py tests/fixtures/merge
+	/usr/bin/python3 tools/make_select_fixtures.py tests/fixtures
 	/usr/bin/python3 tools/make_dataset_fixtures.py tests/fixtures/dataset/expected.json
 	/usr/bin/python3 tools/make_chat_template_fixtures.py
 	/usr/bin/python3 tools/tokenizer_oracle.py

@@ -21,6 +21,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_expand(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
+int cmd_select(int argc, char **argv);
 
 /* Parses argv against specs; handles --help. Returns 0 on success, else the exit code to return (0 for help). */
 int cli_parse(hone_settings **s, const char *command, const char *usage, const hone_key_spec *specs, size_t n,

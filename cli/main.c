@@ -7,6 +7,7 @@
 static const cli_command commands[] = {
     {"demo", "pretrain a tiny built-in model on built-in text for about a minute and sample from it", cmd_demo},
     {"sft", "supervised fine-tuning (full weights) on instruction / chat datasets with the chat template", cmd_sft},
+    {"select", "score instruction data with the student model (IFD, reverse IFD)", cmd_select},
     {"pretrain", "continued pre-training on token shards or JSONL input_ids", cmd_pretrain},
     {"eval", "mean next-token loss and perplexity of a model on a token file", cmd_eval},
     {"generate", "generate tokens from a prompt with a KV cache", cmd_generate},

@@ -81,6 +81,8 @@ typedef struct {
     hone_conversation rejected;
     int label;          /* KTO: 1 = desirable, 0 = undesirable */
     char *text;         /* TEXT */
+    char *instruction;  /* alpaca, dolly, self_instruct rows: the instruction and input fields as given ("" when */
+    char *input;        /* absent); the last user turn joins them. NULL for other formats */
     int32_t *input_ids; /* TOKENS: n_tokens ids, and labels (NULL when the row had none; -100 = not */
     int32_t *labels;    /* trained) */
     size_t n_tokens;

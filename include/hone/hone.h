@@ -36,6 +36,7 @@
 #include "hone/pack.h"
 #include "hone/render.h"
 #include "hone/safetensors.h"
+#include "hone/select.h"
 #include "hone/settings.h"
 #include "hone/tensor.h"
 #include "hone/tokenizer.h"

@@ -113,6 +113,9 @@ typedef struct {
  * gradient of (grad_scale * sum_nll) w.r.t. the hidden states and accumulates the lm_head gradient. */
 hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float grad_scale, int grad,
                                     hone_loss *out);
+/* The same head without gradients, also writing each position's NLL into nll [B, T] (0 where the target is -100):
+ * per-example scores of packed rows. */
+hone_status hone_head_token_nll(hone_model *m, const int32_t *targets, double *nll, hone_loss *out);
 /* Logits of rows [row0, row0 + n) (row = b*T + t) of the last forward into out [n, V]. */
 void hone_model_logits(hone_model *m, int row0, int n, float *out);
 void hone_model_zero_grad(hone_model *m);

@@ -34,6 +34,7 @@ typedef struct {
 typedef struct {
     int32_t *ids, *labels, *pos; /* n_rows × row_len each; labels are the next-token targets (already shifted) */
     int *used;                   /* real tokens of each row (the rest is padding) */
+    int64_t *sample_at; /* per input sequence: row * row_len + column of its first token; -1 when not placed */
     size_t n_rows;
     int row_len;
     size_t n_samples;   /* samples placed in rows */

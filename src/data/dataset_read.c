@@ -455,6 +455,8 @@ void hone_example_free(hone_example *ex) {
     hone_conversation_free(&ex->chosen);
     hone_conversation_free(&ex->rejected);
     free(ex->text);
+    free(ex->instruction);
+    free(ex->input);
     free(ex->input_ids);
     free(ex->labels);
     memset(ex, 0, sizeof *ex);

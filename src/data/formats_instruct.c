@@ -75,6 +75,14 @@ static hone_status finish(ds_row *r, ds_msgs *m, hone_example *ex) {
     return ds_drop(r, &v);
 }
 
+/* The example keeps the row's instruction and input apart (instruction-data scoring templates use both). */
+static hone_status keep_instruction(hone_example *ex, const char *instruction, const char *input) {
+    ex->instruction = strdup(instruction ? instruction : "");
+    ex->input = strdup(input ? input : "");
+    if (!ex->instruction || !ex->input) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    return HONE_OK;
+}
+
 hone_status ds_parse_alpaca(ds_row *r, const json_t *row) {
     ds_msgs m = {0};
     hone_example ex = {.kind = r->cfg->kind};
@@ -82,6 +90,10 @@ hone_status ds_parse_alpaca(ds_row *r, const json_t *row) {
     hone_status st = ds_alpaca_prompt(r, row, &m);
     if (st == HONE_OK) st = ds_get_string(r, row, r->cfg->output, 1, NULL, &output);
     if (st == HONE_OK) st = ds_msgs_push(&m, "assistant", output, strlen(output));
+    const char *instruction = NULL, *input = NULL;
+    if (st == HONE_OK) st = ds_get_string(r, row, r->cfg->instruction, 0, NULL, &instruction);
+    if (st == HONE_OK) st = ds_get_string(r, row, r->cfg->input, 0, NULL, &input);
+    if (st == HONE_OK) st = keep_instruction(&ex, instruction, input);
     if (st == HONE_OK) st = ds_row_tools(r, row, &ex.conversation.tools_json);
     if (st == HONE_OK && ex.kind == HONE_EXAMPLE_KTO) st = ds_row_label(r, row, &ex.label);
     if (st == HONE_OK) return finish(r, &m, &ex);
@@ -110,10 +122,13 @@ hone_status ds_parse_self_instruct(ds_row *r, const json_t *row) {
         hone_example ex = {.kind = HONE_EXAMPLE_SFT};
         hone_status st = push_query(&m, instruction, input);
         if (st == HONE_OK) st = ds_msgs_push(&m, "assistant", output, strlen(output));
-        if (st == HONE_OK)
+        if (st == HONE_OK) st = keep_instruction(&ex, instruction, input);
+        if (st == HONE_OK) {
             st = finish(r, &m, &ex);
-        else
+        } else {
             ds_msgs_free(&m);
+            hone_example_free(&ex);
+        }
         HONE_TRY(st);
     }
     return HONE_OK;

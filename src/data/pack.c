@@ -20,6 +20,7 @@ void hone_packed_free(hone_packed *p) {
     free(p->labels);
     free(p->pos);
     free(p->used);
+    free(p->sample_at);
     memset(p, 0, sizeof *p);
 }
 
@@ -162,12 +163,17 @@ hone_status hone_pack(const hone_sequence *seqs, size_t n, const hone_pack_optio
         out->labels = malloc((cells ? cells : 1) * sizeof *out->labels);
         out->pos = malloc((cells ? cells : 1) * sizeof *out->pos);
         out->used = calloc(rows ? rows : 1, sizeof *out->used);
-        if (!out->ids || !out->labels || !out->pos || !out->used)
+        out->sample_at = malloc((n ? n : 1) * sizeof *out->sample_at);
+        if (!out->ids || !out->labels || !out->pos || !out->used || !out->sample_at)
             st = hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu packed rows of %d tokens", rows, L);
     }
     if (st == HONE_OK) {
         /* padding continues the positions of the row's last sample, so it stays a valid (ignored) tail */
-        for (size_t k = 0; k < m; k++) place(out, &seqs[refs[k].index], refs[k].len, row_of[k], col_of[k]);
+        for (size_t i = 0; i < n; i++) out->sample_at[i] = -1;
+        for (size_t k = 0; k < m; k++) {
+            place(out, &seqs[refs[k].index], refs[k].len, row_of[k], col_of[k]);
+            out->sample_at[refs[k].index] = (int64_t)(row_of[k] * (size_t)L) + col_of[k];
+        }
         for (size_t r = 0; r < rows; r++) {
             int32_t *ids = out->ids + r * (size_t)L, *lab = out->labels + r * (size_t)L, *pos = out->pos + r * (size_t)L;
             for (int t = out->used[r]; t < L; t++) {

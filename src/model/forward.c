@@ -225,8 +225,9 @@ void hone_model_logits(hone_model *m, int row0, int n, float *out) {
                       m->cfg.vocab_size);
 }
 
-hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float grad_scale, int grad,
-                                    hone_loss *out) {
+/* The cross-entropy head; position_nll (may be NULL) receives each position's NLL (0 where not counted). */
+static hone_status cross_entropy(hone_model *m, const int32_t *targets, float grad_scale, int grad, hone_loss *out,
+                                 double *position_nll) {
     const int N = m->last_B * m->last_T, C = m->cfg.hidden_size, V = m->cfg.vocab_size;
     if (grad && !m->training) return hone_errorf(HONE_ERR_INVALID, "model was not prepared for training");
     for (int n = 0; n < N; n++)
@@ -240,7 +241,10 @@ hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float
         int rows = N - r0 < m->chunk_rows ? N - r0 : m->chunk_rows;
         int any = 0;
         for (int r = 0; r < rows && !any; r++) any = targets[r0 + r] != -100;
-        if (!any) continue;
+        if (!any) {
+            if (position_nll) memset(position_nll + r0, 0, sizeof(double) * (size_t)rows);
+            continue;
+        }
         float *logits = m->logits_chunk;
         hone_model_logits(m, r0, rows, logits);
         double *row_nll = m->row_nll;
@@ -275,6 +279,7 @@ hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float
             sum += row_nll[r];
             count += targets[r0 + r] != -100;
         }
+        if (position_nll) memcpy(position_nll + r0, row_nll, sizeof(double) * (size_t)rows);
         if (grad) {
             /* d_hidden[rows] = dz @ W_lm; dW_lm += dz^T @ hidden[rows] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, V, 1.0f, logits, V, m->w.lm_head, C, 0.0f,
@@ -286,6 +291,15 @@ hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float
     out->sum_nll = sum;
     out->count = count;
     return HONE_OK;
+}
+
+hone_status hone_head_cross_entropy(hone_model *m, const int32_t *targets, float grad_scale, int grad,
+                                    hone_loss *out) {
+    return cross_entropy(m, targets, grad_scale, grad, out, NULL);
+}
+
+hone_status hone_head_token_nll(hone_model *m, const int32_t *targets, double *nll, hone_loss *out) {
+    return cross_entropy(m, targets, 1.0f, 0, out, nll);
 }
 
 void hone_model_zero_grad(hone_model *m) {
