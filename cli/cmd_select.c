@@ -10,10 +10,21 @@ static const hone_key_spec fixed[] = {
     {"base_model", HONE_KEY_STRING, NULL, "same as --model"},
     {"data", HONE_KEY_STRING, NULL, "dataset file (alpaca, sharegpt, messages, dolly, ...: see hone data convert)"},
     {"tokenizer", HONE_KEY_STRING, NULL, "tokenizer.json or its folder (default: the model folder's)"},
-    {"output", HONE_KEY_STRING, NULL, "JSONL with every example and its scores (resumed when it exists)"},
+    {"output", HONE_KEY_STRING, NULL,
+     "JSONL of the selected examples (with --score-only: every example and its scores, resumed when it exists)"},
+    {"scores", HONE_KEY_STRING, NULL, "where the scores of every example go (default: OUTPUT.scores.jsonl; resumed)"},
+    {"decisions", HONE_KEY_STRING, NULL,
+     "one line per example: selected or not, and why (default: OUTPUT.decisions.jsonl)"},
     {"method", HONE_KEY_STRING, "ifd", "scoring method: ifd"},
     {"reverse", HONE_KEY_BOOL, "false", "also score reverse IFD (rifd)"},
-    {"score_only", HONE_KEY_BOOL, "false", "write the scores of every example (selection: not supported yet)"},
+    {"score_only", HONE_KEY_BOOL, "false", "write the scores of every example, select nothing"},
+    {"max_ifd", HONE_KEY_FLOAT, "1", "drop examples with ifd >= this (0 = keep any ifd)"},
+    {"max_rifd", HONE_KEY_FLOAT, "0", "drop examples with rifd >= this (needs --reverse; 0 = no threshold)"},
+    {"top_k", HONE_KEY_INT, "0", "keep at most this many, highest ifd first (0 = no cap)"},
+    {"top_fraction", HONE_KEY_FLOAT, "0", "keep at most this fraction of all examples, highest ifd first (0 = no cap)"},
+    {"max_similarity", HONE_KEY_FLOAT, "0",
+     "DEITA diversity: skip an example whose prompt embedding has cosine similarity above this with a kept one "
+     "(0 = off)"},
     {"prompt_template", HONE_KEY_STRING, "alpaca", "how instructions become prompts: alpaca | vicuna | plain | chat"},
     {"chat_template", HONE_KEY_STRING, NULL,
      "with --prompt-template chat: built-in template name or Jinja file (default: the model's own)"},
@@ -39,12 +50,79 @@ static int32_t start_token(const hone_tokenizer *tok, const hone_model *m) {
     return sp->eos_id >= 0 ? sp->eos_id : c->eos_token_id;
 }
 
+/* The value of `key`, or OUTPUT with its .jsonl suffix replaced by `suffix` (free()). */
+static char *derived_path(const hone_settings *s, const char *key, const char *suffix) {
+    if (hone_settings_is_set(s, key)) return strdup(hone_settings_str(s, key));
+    const char *out = hone_settings_str(s, "output");
+    size_t n = strlen(out);
+    if (n > 6 && !strcmp(out + n - 6, ".jsonl")) n -= 6;
+    char *path = malloc(n + strlen(suffix) + 1);
+    if (path) {
+        memcpy(path, out, n);
+        strcpy(path + n, suffix);
+    }
+    return path;
+}
+
+/* The selection keys; 0 (after printing the error) when one is invalid. */
+static int selection_options(const hone_settings *s, int reverse, hone_select_options *so) {
+    *so = (hone_select_options){.max_ifd = hone_settings_float(s, "max_ifd"),
+                                .max_rifd = hone_settings_float(s, "max_rifd"),
+                                .top_fraction = hone_settings_float(s, "top_fraction"),
+                                .max_similarity = hone_settings_float(s, "max_similarity")};
+    if (hone_settings_int(s, "top_k") < 0) {
+        fprintf(stderr, "hone select: error: --top-k must be >= 0\n");
+        return 0;
+    }
+    so->top_k = (size_t)hone_settings_int(s, "top_k");
+    if (so->max_rifd > 0 && !reverse) {
+        fprintf(stderr, "hone select: error: --max-rifd needs the reverse scores: add --reverse\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* Selection from the scores file: thresholds, top-k / fraction, DEITA diversity on prompt embeddings. */
+static int select_examples(const hone_settings *s, hone_model *m, const hone_score_file_options *o,
+                           hone_select_options so, const char *scores_path, const char *decisions_path,
+                           hone_select_summary *sel) {
+    float *embeddings = NULL;
+    size_t n_embedded = 0;
+    if (so.max_similarity > 0) {
+        if (!decisions_path || hone_embed_file_prompts(m, o, &embeddings, &n_embedded) != HONE_OK) {
+            cli_fail("select");
+            return 0;
+        }
+        so.embeddings = embeddings;
+        so.dim = (size_t)hone_model_get_config(m)->hidden_size;
+    }
+    const char *output = hone_settings_str(s, "output");
+    hone_status st = hone_select_file(scores_path, &so, output, decisions_path, sel);
+    free(embeddings);
+    if (st != HONE_OK) {
+        cli_fail("select");
+        return 0;
+    }
+    if (so.max_similarity > 0 && n_embedded != sel->examples) {
+        fprintf(stderr, "hone select: error: %zu prompt embeddings for %zu scored examples\n", n_embedded,
+                sel->examples);
+        return 0;
+    }
+    fprintf(stderr, "%s: %zu of %zu examples selected; dropped: ", output, sel->by_reason[HONE_SELECT_KEPT],
+            sel->examples);
+    for (int r = 1; r < HONE_SELECT_REASON_COUNT; r++)
+        fprintf(stderr, "%s%zu %s", r > 1 ? ", " : "", sel->by_reason[r],
+                hone_select_reason_name((hone_select_reason)r));
+    fprintf(stderr, " (each decision in %s)\n", decisions_path);
+    return 1;
+}
+
 int cmd_select(int argc, char **argv) {
     hone_settings *s;
     int rc;
     hone_key_spec *keys = cli_parse_with_dataset_options(
-        &s, "select", "--model DIR --data FILE --method ifd [--reverse] --score-only --output OUT.jsonl", fixed,
-        sizeof fixed / sizeof fixed[0], argc, argv, &rc);
+        &s, "select", "--model DIR --data FILE [--reverse] [--score-only | --top-fraction F ...] --output OUT.jsonl",
+        fixed, sizeof fixed / sizeof fixed[0], argc, argv, &rc);
     if (!keys) return rc;
     rc = 1;
     hone_model *m = NULL;
@@ -57,11 +135,6 @@ int cmd_select(int argc, char **argv) {
     if (strcmp(hone_settings_str(s, "method"), "ifd")) {
         fprintf(stderr, "hone select: error: --method '%s' is not known (expected ifd)\n",
                 hone_settings_str(s, "method"));
-        goto done;
-    }
-    if (!hone_settings_bool(s, "score_only")) {
-        fprintf(stderr, "hone select: error: selecting examples is not supported yet; give --score-only to write "
-                        "the scores of every example\n");
         goto done;
     }
     if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output") != HONE_OK ||
@@ -93,23 +166,46 @@ int cmd_select(int argc, char **argv) {
         fprintf(stderr, "hone select: error: the model has neither a BOS nor an EOS token to start the direct pass\n");
         goto done;
     }
+    const int score_only = hone_settings_bool(s, "score_only");
+    hone_select_options so;
+    if (!score_only && !selection_options(s, o.reverse, &so)) goto done;
+    char *scores_path = derived_path(s, "scores", ".scores.jsonl"), *decisions_path = NULL;
+    o.output_path = score_only ? hone_settings_str(s, "output") : scores_path;
     hone_score_file_summary sum;
-    if (hone_score_file(m, &o, show_progress, NULL, &sum) != HONE_OK) {
+    if (!scores_path || hone_score_file(m, &o, show_progress, NULL, &sum) != HONE_OK) {
         cli_fail("select");
+        free(scores_path);
         goto done;
     }
-    if (hone_settings_bool(s, "json"))
+    fprintf(stderr,
+            "%s: %zu examples (%zu rows read, %zu dropped by the dataset checks; %zu already scored, %zu scored now, "
+            "%zu without scores) in %.1f s\n",
+            o.output_path, sum.examples, sum.dataset.rows, sum.dataset.dropped, sum.resumed, sum.scored,
+            sum.not_scored, sum.seconds);
+    hone_select_summary sel = {0};
+    if (!score_only) {
+        decisions_path = derived_path(s, "decisions", ".decisions.jsonl");
+        rc = select_examples(s, m, &o, so, scores_path, decisions_path, &sel) ? 0 : 1;
+    } else {
+        rc = 0;
+    }
+    if (rc == 0 && hone_settings_bool(s, "json")) {
         printf("{\"rows\": %zu, \"dropped\": %zu, \"examples\": %zu, \"resumed\": %zu, \"scored\": %zu, "
-               "\"not_scored\": %zu, \"tokens\": %zu, "
-               "\"seconds\": %.3f}\n",
+               "\"not_scored\": %zu, \"tokens\": %zu, \"seconds\": %.3f",
                sum.dataset.rows, sum.dataset.dropped, sum.examples, sum.resumed, sum.scored, sum.not_scored, sum.tokens,
                sum.seconds);
-    else
-        fprintf(stderr,
-                "%s: %zu examples (%zu rows read, %zu dropped by the dataset checks; %zu already scored, %zu scored "
-                "now, %zu without scores) in %.1f s\n",
-                o.output_path, sum.examples, sum.dataset.rows, sum.dataset.dropped, sum.resumed, sum.scored,
-                sum.not_scored, sum.seconds);
+        if (!score_only) {
+            printf(", \"selection\": {");
+            for (int r = 0; r < HONE_SELECT_REASON_COUNT; r++)
+                printf("%s\"%s\": %zu", r ? ", " : "", hone_select_reason_name((hone_select_reason)r),
+                       sel.by_reason[r]);
+            printf("}");
+        }
+        printf("}\n");
+    }
+    free(scores_path);
+    free(decisions_path);
+    if (rc) goto done;
     rc = 0;
 done:
     hone_chat_template_free(tmpl);

@@ -117,6 +117,65 @@ typedef int (*hone_score_progress)(const hone_score_file_summary *s, void *user)
 hone_status hone_score_file(hone_model *m, const hone_score_file_options *o, hone_score_progress progress,
                             void *user, hone_score_file_summary *out);
 
+/* Embeds the prompt Q of every example of the data file (hone_embed_sequences of the ids hone_ifd_tokenize gives,
+ * reverse 0) in file order: *out [*n, hidden_size] (free()). */
+hone_status hone_embed_file_prompts(hone_model *m, const hone_score_file_options *o, float **out, size_t *n);
+
+/* ---- embeddings ---- */
+
+/* Mean of the model's last-layer hidden states (after the final norm, as Hugging Face's hidden_states[-1]) over the
+ * tokens of each sequence (cut to sequence_len): Cherry's instruction embedding. out [n, hidden_size]. Empty
+ * sequences get zeros. */
+hone_status hone_embed_sequences(hone_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
+                                 int sequence_len, int micro_batch_size, float *out);
+
+/* ---- selection ---- */
+
+typedef enum {
+    HONE_SELECT_KEPT = 0,
+    HONE_SELECT_NOT_SCORED,    /* no IFD (empty answer, or the prompt fills sequence_len) */
+    HONE_SELECT_IFD_TOO_HIGH,  /* ifd >= max_ifd: the instruction does not help predict the answer */
+    HONE_SELECT_RIFD_TOO_HIGH, /* rifd >= max_rifd: the response does not make the instruction predictable */
+    HONE_SELECT_TOO_SIMILAR,   /* cosine similarity to an example kept before it above max_similarity */
+    HONE_SELECT_BELOW_CUT,     /* ranked below the top_k / top_fraction cut */
+    HONE_SELECT_REASON_COUNT
+} hone_select_reason;
+const char *hone_select_reason_name(hone_select_reason r); /* kept, not_scored, ifd_too_high, ... */
+
+typedef struct {
+    double max_ifd;        /* drop ifd >= this (Cherry, Superfiltering: 1); 0 = no threshold */
+    double max_rifd;       /* drop rifd >= this; 0 = no threshold */
+    size_t top_k;          /* keep at most this many, highest ifd first; 0 = no cap */
+    double top_fraction;   /* or at most round(top_fraction × n) (of all n examples); 0 = no cap */
+    double max_similarity; /* DEITA: in ifd order, skip an example whose cosine similarity to a kept one exceeds
+                              this; 0 = off (then embeddings may be NULL) */
+    const float *embeddings; /* [n, dim] */
+    size_t dim;
+} hone_select_options;
+
+typedef struct {
+    hone_select_reason reason;
+    size_t rank;       /* 1-based place in descending ifd among the examples past the thresholds; 0 for the rest */
+    double similarity; /* TOO_SIMILAR: the cosine similarity to the nearest kept example */
+} hone_select_decision;
+
+/* Decides for each of n examples (ifd[i], rifd[i]; NaN = not scored, rifd may be NULL): thresholds first, then in
+ * descending ifd (ties: file order) each example is kept unless too similar to one kept before it, until the
+ * cap. Deterministic. */
+hone_status hone_select_ifd(const double *ifd, const double *rifd, size_t n, const hone_select_options *o,
+                            hone_select_decision *out);
+
+typedef struct {
+    size_t examples;
+    size_t by_reason[HONE_SELECT_REASON_COUNT]; /* by_reason[HONE_SELECT_KEPT]: kept */
+} hone_select_summary;
+
+/* Selects from a scores file written by hone_score_file (embeddings, when o->max_similarity > 0, in its row order):
+ * output_path gets the kept rows in file order, each its scores row plus "rank"; decisions_path (may be NULL)
+ * gets one {"index", "selected", "reason", "rank", "ifd", "rifd"[, "similarity"]} line per example. Both atomic. */
+hone_status hone_select_file(const char *scores_path, const hone_select_options *o, const char *output_path,
+                             const char *decisions_path, hone_select_summary *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #include "hone/pack.h"
 #include "hone/render.h"
 #include "hone/select.h"
+#include "select/select_internal.h"
 
 #define IGNORE_INDEX (-100)
 
@@ -131,7 +132,8 @@ hone_status hone_ifd_tokenize(const hone_example *ex, const hone_ifd_options *o,
                     : hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
     const char *target = reverse ? x : answer_text;
-    if (st == HONE_OK) st = hone_tokenizer_encode(o->tokenizer, target, strlen(target), 0, &out->answer, &out->n_answer);
+    if (st == HONE_OK)
+        st = hone_tokenizer_encode(o->tokenizer, target, strlen(target), 0, &out->answer, &out->n_answer);
     free(prompt);
     free(reverse_prompt);
     free(x);
@@ -140,6 +142,13 @@ hone_status hone_ifd_tokenize(const hone_example *ex, const hone_ifd_options *o,
 }
 
 /* ---- scoring ------------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    const hone_sequence *seqs;
+    size_t n_seqs;
+    double *sums; /* per sequence */
+    double *nll;  /* per position of a batch */
+} score_ctx;
 
 /* Sequence `which` (0 = conditioned, 1 = direct) of example i: ids and labels, the scored answer tokens labelled. */
 static hone_status make_sequence(const hone_ifd_input *in, int which, int n_answer, int32_t start_id,
@@ -158,39 +167,20 @@ static hone_status make_sequence(const hone_ifd_input *in, int which, int n_answ
     return HONE_OK;
 }
 
-/* Runs the packed rows B at a time and adds each position's NLL into sums[sequence]. */
-static hone_status score_rows(hone_model *m, const hone_packed *rows, const hone_sequence *seqs, size_t n_seqs,
-                              int B, double *sums) {
+/* Adds each position's NLL of the batch (rows r0 .. r0 + b - 1, cut to T columns) into sums[sequence]. */
+static hone_status sum_nll(hone_model *m, const hone_packed *rows, size_t r0, int b, int T, const int32_t *targets,
+                           void *ctx) {
+    const score_ctx *sc = ctx;
+    hone_loss loss;
+    HONE_TRY(hone_head_token_nll(m, targets, sc->nll, &loss));
     const int L = rows->row_len;
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * L), *pos = malloc(sizeof(int32_t) * (size_t)B * L);
-    int32_t *targets = malloc(sizeof(int32_t) * (size_t)B * L);
-    double *nll = malloc(sizeof(double) * (size_t)B * L);
-    hone_status st = ids && pos && targets && nll ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    for (size_t r0 = 0; r0 < rows->n_rows && st == HONE_OK; r0 += (size_t)B) {
-        const int b = rows->n_rows - r0 < (size_t)B ? (int)(rows->n_rows - r0) : B;
-        int T = 1; /* the batch runs as long as its longest row */
-        for (int k = 0; k < b; k++) T = rows->used[r0 + k] > T ? rows->used[r0 + k] : T;
-        for (int k = 0; k < b; k++) {
-            const size_t from = (r0 + k) * (size_t)L, to = (size_t)k * T;
-            memcpy(ids + to, rows->ids + from, sizeof(int32_t) * T);
-            memcpy(pos + to, rows->pos + from, sizeof(int32_t) * T);
-            memcpy(targets + to, rows->labels + from, sizeof(int32_t) * T);
-        }
-        hone_loss loss;
-        st = hone_model_forward_positions(m, ids, pos, b, T);
-        if (st == HONE_OK) st = hone_head_token_nll(m, targets, nll, &loss);
-        for (size_t i = 0; i < n_seqs && st == HONE_OK; i++) {
-            const int64_t at = rows->sample_at[i];
-            if (at < 0 || (size_t)(at / L) < r0 || (size_t)(at / L) >= r0 + (size_t)b) continue;
-            const size_t k = (size_t)(at / L) - r0, col = (size_t)(at % L);
-            for (size_t t = 0; t < seqs[i].n; t++) sums[i] += nll[k * T + col + t];
-        }
+    for (size_t i = 0; i < sc->n_seqs; i++) {
+        const int64_t at = rows->sample_at[i];
+        if (at < 0 || (size_t)(at / L) < r0 || (size_t)(at / L) >= r0 + (size_t)b) continue;
+        const size_t k = (size_t)(at / L) - r0, col = (size_t)(at % L);
+        for (size_t t = 0; t < sc->seqs[i].n; t++) sc->sums[i] += sc->nll[k * T + col + t];
     }
-    free(ids);
-    free(pos);
-    free(targets);
-    free(nll);
-    return st;
+    return HONE_OK;
 }
 
 hone_status hone_score_ifd(hone_model *m, const hone_ifd_input *in, size_t n, int sequence_len, int micro_batch_size,
@@ -223,11 +213,13 @@ hone_status hone_score_ifd(hone_model *m, const hone_ifd_input *in, size_t n, in
     hone_packed rows = {0};
     const hone_pack_options po = {.sequence_len = sequence_len, .sample_packing = 1, .pad_id = start_id};
     if (st == HONE_OK && n_seqs) st = hone_pack(seqs, n_seqs, &po, &rows);
+    score_ctx ctx = {.seqs = seqs, .n_seqs = n_seqs, .sums = sums};
     if (st == HONE_OK && n_seqs) {
-        const int B = rows.n_rows < (size_t)micro_batch_size ? (int)rows.n_rows : micro_batch_size;
-        st = hone_model_prepare(m, B, sequence_len, 0);
-        if (st == HONE_OK) st = score_rows(m, &rows, seqs, n_seqs, B, sums);
+        ctx.nll = malloc(sizeof(double) * (size_t)micro_batch_size * (size_t)sequence_len);
+        st = ctx.nll ? select_run_packed(m, &rows, micro_batch_size, sum_nll, &ctx)
+                     : hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
+    free(ctx.nll);
     for (size_t s = 0; s + 1 < n_seqs && st == HONE_OK; s += 2) {
         hone_ifd_score *sc = &out[example_of[s]];
         sc->loss_cond = sums[s] / sc->n_answer_tokens;

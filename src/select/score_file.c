@@ -170,40 +170,47 @@ static hone_status write_row(run_state *rs, const hone_example *ex, size_t index
     return HONE_OK;
 }
 
-/* Tokenizes (in parallel) and scores the examples of one direction into scores[n]. */
-static hone_status score_direction(run_state *rs, int reverse, hone_ifd_score *scores) {
-    const size_t n = rs->chunk.n;
-    hone_ifd_tokens *toks = calloc(n, sizeof *toks);
-    hone_ifd_input *in = calloc(n, sizeof *in);
-    hone_status *status = calloc(n, sizeof *status);
-    char(*errors)[256] = calloc(n, sizeof *errors);
-    if (!toks || !in || !status || !errors) {
-        free(toks);
-        free(in);
+/* Tokenizes n examples in parallel into toks[n] (the first error, naming the data file, is returned). */
+static hone_status tokenize_examples(const hone_example *ex, size_t n, const hone_score_file_options *o, int reverse,
+                                     hone_ifd_tokens *toks) {
+    hone_status *status = calloc(n + 1, sizeof *status);
+    char(*errors)[256] = calloc(n + 1, sizeof *errors);
+    if (!status || !errors) {
         free(status);
         free(errors);
         return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
 #pragma omp parallel for schedule(dynamic, 8)
     for (size_t i = 0; i < n; i++) {
-        status[i] = hone_ifd_tokenize(&rs->chunk.examples[i], &rs->o->ifd, reverse, &toks[i]);
+        status[i] = hone_ifd_tokenize(&ex[i], &o->ifd, reverse, &toks[i]);
         if (status[i] != HONE_OK) snprintf(errors[i], sizeof errors[i], "%s", hone_error());
-        in[i] = (hone_ifd_input){toks[i].prompt, toks[i].answer, toks[i].n_prompt, toks[i].n_answer};
     }
     hone_status st = HONE_OK;
     for (size_t i = 0; i < n && st == HONE_OK; i++)
-        if (status[i] != HONE_OK) st = hone_errorf(status[i], "%s: %s", rs->o->data_path, errors[i]);
+        if (status[i] != HONE_OK) st = hone_errorf(status[i], "%s: %s", o->data_path, errors[i]);
+    free(status);
+    free(errors);
+    return st;
+}
+
+/* Tokenizes and scores the examples of one direction into scores[n]. */
+static hone_status score_direction(run_state *rs, int reverse, hone_ifd_score *scores) {
+    const size_t n = rs->chunk.n;
+    hone_ifd_tokens *toks = calloc(n, sizeof *toks);
+    hone_ifd_input *in = calloc(n, sizeof *in);
+    hone_status st = toks && in ? tokenize_examples(rs->chunk.examples, n, rs->o, reverse, toks)
+                                : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && st == HONE_OK; i++)
+        in[i] = (hone_ifd_input){toks[i].prompt, toks[i].answer, toks[i].n_prompt, toks[i].n_answer};
     if (st == HONE_OK)
         st = hone_score_ifd(rs->m, in, n, rs->o->sequence_len, rs->o->micro_batch_size, rs->o->start_id, scores);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; toks && i < n; i++) {
         if (st == HONE_OK && scores[i].status == HONE_IFD_SCORED)
             rs->sum->tokens += toks[i].n_prompt + 1 + 2 * (size_t)scores[i].n_answer_tokens;
         hone_ifd_tokens_free(&toks[i]);
     }
     free(toks);
     free(in);
-    free(status);
-    free(errors);
     return st;
 }
 
@@ -249,12 +256,8 @@ static hone_status flush_chunk(run_state *rs, int last) {
     return HONE_OK;
 }
 
-/* hone_dataset_read callback: skips what the output has, gathers the rest into chunks. */
-static hone_status take_example(hone_example *ex, void *ctx) {
-    run_state *rs = ctx;
-    rs->sum->examples++;
-    if (rs->stop || rs->sum->examples <= rs->sum->resumed) return HONE_OK;
-    chunk_buf *c = &rs->chunk;
+/* Takes the example (the reader's copy is left empty). */
+static hone_status chunk_push(chunk_buf *c, hone_example *ex) {
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 64;
         hone_example *grown = realloc(c->examples, cap * sizeof *grown);
@@ -264,7 +267,16 @@ static hone_status take_example(hone_example *ex, void *ctx) {
     }
     c->examples[c->n++] = *ex;
     memset(ex, 0, sizeof *ex);
-    return c->n >= chunk_size(rs->o) ? flush_chunk(rs, 0) : HONE_OK;
+    return HONE_OK;
+}
+
+/* hone_dataset_read callback: skips what the output has, gathers the rest into chunks. */
+static hone_status take_example(hone_example *ex, void *ctx) {
+    run_state *rs = ctx;
+    rs->sum->examples++;
+    if (rs->stop || rs->sum->examples <= rs->sum->resumed) return HONE_OK;
+    HONE_TRY(chunk_push(&rs->chunk, ex));
+    return rs->chunk.n >= chunk_size(rs->o) ? flush_chunk(rs, 0) : HONE_OK;
 }
 
 hone_status hone_score_file(hone_model *m, const hone_score_file_options *o, hone_score_progress progress,
@@ -306,4 +318,70 @@ hone_status hone_score_file(hone_model *m, const hone_score_file_options *o, hon
                          out->resumed + rs.tail_rows, out->examples);
     out->seconds = hone_now_seconds() - rs.t0;
     return st;
+}
+
+/* ---- prompt embeddings of a file ---- */
+
+typedef struct {
+    hone_model *m;
+    const hone_score_file_options *o;
+    chunk_buf chunk;
+    float *out; /* [n, dim] */
+    size_t n, cap, dim;
+} embed_state;
+
+static hone_status embed_chunk(embed_state *es) {
+    const size_t n = es->chunk.n;
+    if (!n) return HONE_OK;
+    if (es->n + n > es->cap) {
+        size_t cap = es->cap ? 2 * es->cap : 1024;
+        while (cap < es->n + n) cap *= 2;
+        float *grown = realloc(es->out, cap * es->dim * sizeof(float));
+        if (!grown) return hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu embeddings", cap);
+        es->out = grown;
+        es->cap = cap;
+    }
+    hone_ifd_tokens *toks = calloc(n, sizeof *toks);
+    const int32_t **ids = calloc(n, sizeof *ids);
+    size_t *lens = calloc(n, sizeof *lens);
+    hone_status st = toks && ids && lens ? tokenize_examples(es->chunk.examples, n, es->o, 0, toks)
+                                         : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && st == HONE_OK; i++) {
+        ids[i] = toks[i].prompt;
+        lens[i] = toks[i].n_prompt;
+    }
+    if (st == HONE_OK)
+        st = hone_embed_sequences(es->m, ids, lens, n, es->o->sequence_len, es->o->micro_batch_size,
+                                  es->out + es->n * es->dim);
+    for (size_t i = 0; toks && i < n; i++) hone_ifd_tokens_free(&toks[i]);
+    for (size_t i = 0; i < n; i++) hone_example_free(&es->chunk.examples[i]);
+    es->chunk.n = 0;
+    es->n += n;
+    free(toks);
+    free(ids);
+    free(lens);
+    return st;
+}
+
+static hone_status take_for_embedding(hone_example *ex, void *ctx) {
+    embed_state *es = ctx;
+    HONE_TRY(chunk_push(&es->chunk, ex));
+    return es->chunk.n >= chunk_size(es->o) ? embed_chunk(es) : HONE_OK;
+}
+
+hone_status hone_embed_file_prompts(hone_model *m, const hone_score_file_options *o, float **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    embed_state es = {.m = m, .o = o, .dim = (size_t)hone_model_get_config(m)->hidden_size};
+    hone_status st = hone_dataset_read(o->data_path, o->dataset, take_for_embedding, &es, NULL);
+    if (st == HONE_OK) st = embed_chunk(&es);
+    for (size_t i = 0; i < es.chunk.n; i++) hone_example_free(&es.chunk.examples[i]);
+    free(es.chunk.examples);
+    if (st != HONE_OK) {
+        free(es.out);
+        return st;
+    }
+    *out = es.out;
+    *n = es.n;
+    return HONE_OK;
 }

@@ -37,13 +37,32 @@ run_ok "resume" "$HONE" select --model "$MODEL" --data "$ALPACA" --method ifd --
     --sequence-len 512 --threads 1 --output "$W/scores.jsonl"
 cmp -s "$W/scores.jsonl" "$W/whole.jsonl" || fail "the resumed output differs from the uninterrupted one"
 
+check "selection: ifd < 1, then the hardest 30 % of all examples; every decision written with its reason"
+run_ok "select" "$HONE" select --model "$MODEL" --data "$ALPACA" --method ifd --reverse --top-fraction 0.3 \
+    --sequence-len 512 --threads 1 --output "$W/selected.jsonl" --scores "$W/scores.jsonl"
+grep -q "selected; dropped:" "$W/stderr" || fail "no selection summary: $(cat "$W/stderr")"
+/usr/bin/python3 - "$W/scores.jsonl" "$W/selected.jsonl" "$W/selected.decisions.jsonl" <<'PY' || fail "wrong selection"
+import json, sys
+scores = [json.loads(l) for l in open(sys.argv[1])]
+kept = [json.loads(l) for l in open(sys.argv[2])]
+decisions = [json.loads(l) for l in open(sys.argv[3])]
+candidates = sorted((r for r in scores if r["ifd"] < 1), key=lambda r: (-r["ifd"], r["index"]))
+want = sorted(r["index"] for r in candidates[: round(0.3 * len(scores))])
+assert [r["index"] for r in kept] == want, ([r["index"] for r in kept], want)
+assert all(k["instruction"] == scores[k["index"]]["instruction"] for k in kept)
+assert [d["index"] for d in decisions] == list(range(len(scores)))
+for d, r in zip(decisions, scores):
+    assert d["selected"] == (d["index"] in want)
+    assert d["reason"] == ("kept" if d["selected"] else "ifd_too_high" if r["ifd"] >= 1 else "below_cut")
+PY
+
 check "the same output with other options is refused"
 expect_error "other sequence_len" "different sequence_len" "$HONE" select --model "$MODEL" --data "$ALPACA" \
     --method ifd --reverse --score-only --sequence-len 128 --threads 1 --output "$W/scores.jsonl"
 expect_error "unknown method" "--method 'ppx' is not known" "$HONE" select --model "$MODEL" --data "$ALPACA" \
     --method ppx --score-only --output "$W/other.jsonl"
-expect_error "selection" "not supported yet" "$HONE" select --model "$MODEL" --data "$ALPACA" \
-    --output "$W/other.jsonl"
+expect_error "rifd threshold without reverse scores" "add --reverse" "$HONE" select --model "$MODEL" \
+    --data "$ALPACA" --max-rifd 1 --output "$W/other.jsonl"
 printf '{"text": "plain text"}\n' >"$W/text.jsonl"
 expect_error "text rows" "scoring needs instruction / answer examples" "$HONE" select --model "$MODEL" \
     --data "$W/text.jsonl" --score-only --output "$W/other.jsonl"

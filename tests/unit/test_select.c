@@ -273,6 +273,84 @@ static void test_score_file_resumes(void **state) {
     hone_model_free(m);
 }
 
+/* ---- selection ---- */
+
+static void test_select_thresholds_and_cap(void **state) {
+    (void)state;
+    /* ifd:  0.5  nan  1.2  0.9  0.9  0.1  0.7 ; rifd of example 6 too high */
+    const double ifd[] = {0.5, NAN, 1.2, 0.9, 0.9, 0.1, 0.7};
+    const double rifd[] = {0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.5};
+    hone_select_decision d[7];
+    hone_select_options o = {.max_ifd = 1, .max_rifd = 1, .top_k = 3};
+    TEST_OK(hone_select_ifd(ifd, rifd, 7, &o, d));
+    const hone_select_reason want[] = {HONE_SELECT_KEPT,     HONE_SELECT_NOT_SCORED, HONE_SELECT_IFD_TOO_HIGH,
+                                       HONE_SELECT_KEPT,     HONE_SELECT_KEPT,       HONE_SELECT_BELOW_CUT,
+                                       HONE_SELECT_RIFD_TOO_HIGH};
+    const size_t rank[] = {3, 0, 0, 1, 2, 4, 0}; /* ties in file order */
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(d[i].reason, want[i]);
+        assert_int_equal(d[i].rank, rank[i]);
+    }
+    /* a fraction of all examples: round(0.3 × 7) = 2 */
+    o = (hone_select_options){.max_ifd = 1, .top_fraction = 0.3};
+    TEST_OK(hone_select_ifd(ifd, NULL, 7, &o, d));
+    assert_int_equal(d[3].reason, HONE_SELECT_KEPT);
+    assert_int_equal(d[4].reason, HONE_SELECT_KEPT);
+    assert_int_equal(d[6].reason, HONE_SELECT_BELOW_CUT);
+    /* no threshold: ifd 1.2 ranks first */
+    o = (hone_select_options){.top_k = 1};
+    TEST_OK(hone_select_ifd(ifd, NULL, 7, &o, d));
+    assert_int_equal(d[2].reason, HONE_SELECT_KEPT);
+    assert_int_equal(d[3].reason, HONE_SELECT_BELOW_CUT);
+    o = (hone_select_options){.top_fraction = 1.5};
+    TEST_FAILS_WITH(hone_select_ifd(ifd, NULL, 7, &o, d), "top_fraction");
+    o = (hone_select_options){.max_similarity = 0.9};
+    TEST_FAILS_WITH(hone_select_ifd(ifd, NULL, 7, &o, d), "embeddings");
+}
+
+static void test_select_diversity(void **state) {
+    (void)state;
+    /* in ifd order 0, 1, 2, 3: 1 is nearly parallel to 0 (cos 0.995), 2 is orthogonal to both, 3 is parallel to 2
+     * but the cap (2 kept) comes first */
+    const double ifd[] = {0.9, 0.8, 0.7, 0.6};
+    const float emb[] = {1, 0, 0, 1, 0.1f, 0, 0, 0, 1, 0, 0, 2};
+    hone_select_decision d[4];
+    hone_select_options o = {.max_similarity = 0.9, .top_k = 2, .embeddings = emb, .dim = 3};
+    TEST_OK(hone_select_ifd(ifd, NULL, 4, &o, d));
+    assert_int_equal(d[0].reason, HONE_SELECT_KEPT);
+    assert_int_equal(d[1].reason, HONE_SELECT_TOO_SIMILAR);
+    assert_true(fabs(d[1].similarity - 1 / sqrt(1.01)) < 1e-6);
+    assert_int_equal(d[2].reason, HONE_SELECT_KEPT);
+    assert_int_equal(d[3].reason, HONE_SELECT_BELOW_CUT);
+}
+
+/* The packed embeddings equal the mean hidden state of each sequence run alone. */
+static void test_embed_sequences(void **state) {
+    (void)state;
+    hone_model *m;
+    TEST_OK(hone_model_load(&m, "tests/fixtures/llama"));
+    const size_t C = (size_t)hone_model_get_config(m)->hidden_size;
+    const int32_t a[] = {3, 9, 27, 1, 4}, b[] = {5, 8}, c[] = {7, 7, 7, 2, 6, 1, 9, 4, 3};
+    const int32_t *ids[] = {a, b, c};
+    const size_t lens[] = {5, 2, 9};
+    float *packed = malloc(3 * C * sizeof(float)), *alone = calloc(C, sizeof(float));
+    TEST_OK(hone_embed_sequences(m, ids, lens, 3, 12, 2, packed));
+    for (int i = 0; i < 3; i++) {
+        TEST_OK(hone_model_prepare(m, 1, (int)lens[i], 0));
+        TEST_OK(hone_model_forward(m, ids[i], 1, (int)lens[i]));
+        const float *h = hone_model_hidden(m);
+        for (size_t dd = 0; dd < C; dd++) {
+            double sum = 0;
+            for (size_t t = 0; t < lens[i]; t++) sum += h[t * C + dd];
+            alone[dd] = (float)(sum / (double)lens[i]);
+        }
+        test_assert_close(packed + i * C, alone, C, 1e-6f, 1e-5f, "packed embedding");
+    }
+    free(packed);
+    free(alone);
+    hone_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ifd_gpt2),
@@ -281,6 +359,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_prompt_templates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokenize_rejects_text_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_score_file_resumes, setup, teardown),
+        cmocka_unit_test(test_select_thresholds_and_cap),
+        cmocka_unit_test(test_select_diversity),
+        cmocka_unit_test(test_embed_sequences),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
