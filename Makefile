@@ -23,6 +23,7 @@ test: build
 # Benchmarks against PyTorch (needs Debian's python3-torch); not part of the test suite.
 bench: build
 	sh bench/train_step.sh
+	sh bench/lora_step.sh
 	sh bench/tokenize.sh
 	sh bench/merge.sh
 
@@ -36,6 +37,8 @@ fixtures:
 	/usr/bin/python3 tools/make_dataset_fixtures.py tests/fixtures/dataset/expected.json
 	/usr/bin/python3 tools/make_chat_template_fixtures.py
 	/usr/bin/python3 tools/tokenizer_oracle.py
+	/usr/bin/python3 tools/make_lora_fixtures.py tests/fixtures/peft
+	/usr/bin/python3 tools/make_prefix_fixtures.py tests/fixtures/peft
 
 clean:
 	rm -rf $(BUILD)

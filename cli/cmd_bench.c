@@ -1,4 +1,4 @@
-/* hone bench train — time full training steps of a built-in model shape.
+/* hone bench train — time training steps (full fine-tuning or LoRA) of a built-in model shape.
  * hone bench tokenize — encoder speed of a tokenizer on a text corpus. */
 #include <omp.h>
 #include <stdio.h>
@@ -14,6 +14,11 @@ static const hone_key_spec keys[] = {
     {"sequence_len", HONE_KEY_INT, "64", "tokens per sequence"},
     {"steps", HONE_KEY_INT, "10", "timed steps"},
     {"warmup", HONE_KEY_INT, "2", "untimed steps first"},
+    {"adapter", HONE_KEY_STRING, NULL, "lora: time LoRA steps (frozen base) instead of full fine-tuning"},
+    {"lora_r", HONE_KEY_INT, "16", "LoRA rank"},
+    {"lora_alpha", HONE_KEY_FLOAT, "8", "LoRA scale numerator: scale = lora_alpha / lora_r"},
+    {"lora_target_modules", HONE_KEY_STRING, "all-linear", "comma-separated module names or all-linear"},
+    {"lora_dropout", HONE_KEY_FLOAT, "0", "dropout on the LoRA path's input, in [0, 1)"},
     {"json", HONE_KEY_BOOL, "false", "print one JSON object on stdout"},
     CLI_THREADS_KEY,
 };
@@ -66,6 +71,7 @@ int cmd_bench(int argc, char **argv) {
     if (argc < 1 || strcmp(argv[0], "train") != 0) {
         if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
             printf("usage: hone bench train --preset NAME [--micro-batch-size B] [--sequence-len T] [--steps N]\n"
+                   "                        [--adapter lora [--lora-r 16] [--lora-target-modules all-linear]]\n"
                    "       hone bench tokenize --tokenizer DIR --data FILE.txt [--threads N]\n");
             return 0;
         }
@@ -75,7 +81,8 @@ int cmd_bench(int argc, char **argv) {
     }
     hone_settings *s;
     int code;
-    if (cli_parse(&s, "bench train", "--preset NAME [--micro-batch-size B] [--sequence-len T] [--steps N] [--json]",
+    if (cli_parse(&s, "bench train",
+                  "--preset NAME [--micro-batch-size B] [--sequence-len T] [--steps N] [--adapter lora] [--json]",
                   keys, sizeof keys / sizeof keys[0], argc - 1, argv + 1, &code))
         return code;
     int rc = 1;
@@ -92,23 +99,44 @@ int cmd_bench(int argc, char **argv) {
     if (!cli_threads(s, "bench")) goto done;
     int threads = omp_get_max_threads();
     const int B = (int)hone_settings_int(s, "micro_batch_size"), T = (int)hone_settings_int(s, "sequence_len");
+    hone_peft_config pc;
+    const int lora = hone_settings_is_set(s, "adapter");
+    static const char *const lora_keys[] = {"lora_r", "lora_alpha", "lora_target_modules", "lora_dropout"};
+    for (size_t k = 0; k < sizeof lora_keys / sizeof lora_keys[0] && !lora; k++)
+        if (hone_settings_is_set(s, lora_keys[k])) {
+            fprintf(stderr, "hone bench: error: %s is set but no adapter is: add --adapter lora\n", lora_keys[k]);
+            goto done;
+        }
+    if (lora) {
+        hone_peft_config_defaults(&pc, HONE_PEFT_LORA);
+        if (hone_peft_kind_parse(hone_settings_str(s, "adapter"), &pc.kind) != HONE_OK) {
+            cli_fail("bench");
+            goto done;
+        }
+        pc.r = (int)hone_settings_int(s, "lora_r");
+        pc.alpha = (float)hone_settings_float(s, "lora_alpha");
+        pc.dropout = (float)hone_settings_float(s, "lora_dropout");
+        pc.target_modules = hone_settings_str(s, "lora_target_modules");
+    }
     hone_bench_result r;
-    if (hone_bench_train(&c, B, T, (int)hone_settings_int(s, "steps"), (int)hone_settings_int(s, "warmup"), &r) !=
-        HONE_OK) {
+    if (hone_bench_train(&c, lora ? &pc : NULL, B, T, (int)hone_settings_int(s, "steps"),
+                         (int)hone_settings_int(s, "warmup"), &r) != HONE_OK) {
         cli_fail("bench");
         goto done;
     }
+    const char *method = lora ? hone_settings_str(s, "adapter") : "full";
     if (hone_settings_bool(s, "json"))
         printf("{\"impl\": \"hone\", \"preset\": \"%s\", \"micro_batch_size\": %d, \"sequence_len\": %d, "
                "\"threads\": %d, \"params\": %zu, \"ms_per_step\": %.3f, \"tokens_per_second\": %.2f, "
-               "\"gflops\": %.2f, \"peak_gflops\": %.2f, \"mfu\": %.4f}\n",
+               "\"gflops\": %.2f, \"peak_gflops\": %.2f, \"mfu\": %.4f, \"method\": \"%s\", "
+               "\"trainable_params\": %zu, \"peak_memory_mb\": %.1f, \"last_loss\": %.6f}\n",
                hone_settings_str(s, "preset"), B, T, threads, r.n_params, r.ms_per_step, r.tokens_per_second, r.gflops,
-               r.peak_gflops, r.mfu);
+               r.peak_gflops, r.mfu, method, r.n_trainable, r.peak_memory_mb, r.last_loss);
     else
-        printf("%s (%zu parameters), B=%d T=%d, %d threads: %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s of a %.1f "
-               "GFLOP/s sgemm peak (MFU %.0f%%)\n",
-               hone_settings_str(s, "preset"), r.n_params, B, T, threads, r.ms_per_step, r.tokens_per_second, r.gflops,
-               r.peak_gflops, 100 * r.mfu);
+        printf("%s %s (%zu parameters, %zu trainable), B=%d T=%d, %d threads: %.1f ms/step, %.0f tokens/s, %.1f "
+               "GFLOP/s of a %.1f GFLOP/s sgemm peak (MFU %.0f%%), peak memory %.0f MB\n",
+               hone_settings_str(s, "preset"), method, r.n_params, r.n_trainable, B, T, threads, r.ms_per_step,
+               r.tokens_per_second, r.gflops, r.peak_gflops, 100 * r.mfu, r.peak_memory_mb);
     rc = 0;
 done:
     hone_settings_free(s);

@@ -1,105 +1,533 @@
-/* hone demo — the Quick start's main job: pretrain a tiny built-in Llama-architecture model on built-in
- * synthetic text for about a minute, show the loss falling, and sample from it. */
+/* hone demo — the Quick start's main job, everything built in: a tiny Llama-architecture base model pretrained on
+ * synthetic text (once; later runs reuse it), instruction-tuned on a synthetic multi-task suite through the same
+ * path as hone sft (chat template → pack → hone_train_rows), two task specialists merged back into one model
+ * through the same path as hone merge (a mergekit config → hone_merge_run), and every model scored by exact match
+ * on held-out prompts, greedy generation with the KV cache. Ends with the accuracy table and OUT/report.html. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "cli.h"
+#include "demo.h"
 
 static const hone_key_spec keys[] = {
-    {"output_dir", HONE_KEY_STRING, "demo-out", "where the trained model, train.bin and metrics.jsonl go"},
-    {"seconds", HONE_KEY_FLOAT, "60", "training time budget"},
-    {"max_steps", HONE_KEY_INT, "2000", "stop earlier after this many steps"},
-    {"seed", HONE_KEY_INT, "42", "random seed"},
-    CLI_THREADS_KEY,
+    {"output_dir", HONE_KEY_STRING, "demo-out", "where the base model, the fine-tunes, the merges and report.html go"},
+    {"seed", HONE_KEY_INT, "42", "random seed: tasks, initialisation, data order"},
+    {"quick", HONE_KEY_BOOL, "false", "a few seconds instead of a few minutes: fewer steps and prompts (for tests)"},
+    {"text_only", HONE_KEY_BOOL, "false",
+     "only pretrain a byte-level llama-tiny (vocabulary 256) on synthetic text and sample from it: OUT/config.json, "
+     "model.safetensors, train.bin (tests build small models with it)"},
+    {"seconds", HONE_KEY_FLOAT, "60", "text_only: training time budget"},
+    {"max_steps", HONE_KEY_INT, "2000", "text_only: stop earlier after this many steps"},
+    /* not CLI_THREADS_KEY's 0 (all cores): at two rows of a 64-wide model per step, a second thread costs more in
+     * synchronisation than it saves (measured: 2 threads several times slower on a busy 2-core machine) */
+    {"threads", HONE_KEY_INT, "1", "CPU threads for OpenMP and BLAS (0 = all cores)"},
 };
 
+/* How much of everything: the defaults take about two minutes on two cores; quick is for tests. Batches are small
+ * (two rows a step) because a model this size learns more from many small steps than from few large ones. */
 typedef struct {
-    double budget;
-} demo_state;
+    int base_steps;       /* pretraining steps of the base model (2 blocks of 128 bytes each) */
+    size_t n_train;       /* training prompts per task */
+    size_t n_test;        /* held-out prompts per task */
+    int sft_steps;        /* steps of the fine-tune on every task (2 packed rows of 256 tokens each) */
+    int specialist_steps; /* steps of each specialist (half of the tasks) */
+} demo_plan;
 
-static int show(const hone_step_info *s, void *user) {
-    demo_state *d = user;
-    int stop = s->elapsed_seconds >= d->budget;
-    if (s->step == 1 || s->step % 50 == 0 || stop)
-        printf("  step %4lld  loss %.3f  (%.0f tokens/s, %.0f s)\n", (long long)s->step, s->loss, s->tokens_per_second,
-               s->elapsed_seconds);
+static const demo_plan full_plan = {1200, 2000, 25, 800, 600};
+static const demo_plan quick_plan = {300, 300, 8, 400, 20};
+
+#define ALL_TASKS ((1u << HONE_TASK_COUNT) - 1)
+#define SPECIALIST_A (1u << HONE_TASK_REVERSE | 1u << HONE_TASK_SORT)
+#define SPECIALIST_B (1u << HONE_TASK_ADD | 1u << HONE_TASK_NEXT)
+
+/* The fine-tunes of the base model, one row of the table each. */
+typedef struct {
+    const char *label, *dir;
+    unsigned tasks;      /* bit t: trained on task t */
+    int specialist;      /* 1: trained on half of the tasks, for the merges */
+    int lora_r;          /* > 0: a LoRA adapter of this rank on every linear layer (alpha 2r), the base frozen */
+    float learning_rate;
+} demo_finetune;
+
+static const demo_finetune finetunes[] = {
+    {"full SFT, all tasks", "sft-all", ALL_TASKS, 0, 0, 3e-3f},
+    {"LoRA r=16, all tasks", "lora-all", ALL_TASKS, 0, 16, 1e-2f},
+    {"specialist: reverse + sort", "sft-reverse-sort", SPECIALIST_A, 1, 0, 3e-3f},
+    {"specialist: add + next", "sft-add-next", SPECIALIST_B, 1, 0, 3e-3f},
+};
+
+/* The merges of the two specialists (mergekit methods and parameters, the same for both models). */
+typedef struct {
+    const char *label, *name, *method;
+    double weight, density; /* density NAN: not a parameter of the method */
+} demo_merge;
+
+static const demo_merge merges[] = {
+    {"merge: task arithmetic 0.5", "merge-task-arithmetic", "task_arithmetic", 0.5, NAN},
+    {"merge: TIES, density 0.5", "merge-ties", "ties", 1.0, 0.5},
+};
+
+#define N_FINETUNES (sizeof finetunes / sizeof finetunes[0])
+#define N_MERGES (sizeof merges / sizeof merges[0])
+#define N_ROWS (1 + N_FINETUNES + N_MERGES)
+
+/* Everything the stages share. */
+typedef struct {
+    const demo_plan *plan;
+    const char *out;
+    char *base_dir;
+    uint64_t seed;
+    double t0;
+    int threads;
+    hone_tokenizer *tok;
+    hone_chat_template *tmpl;
+    hone_render_options render;
+    hone_answer_options answer;
+    hone_task_set train, test;
+    hone_sequence *seqs; /* train.items rendered, same order */
+    demo_row rows[N_ROWS];
+    size_t n_rows;
+} demo;
+
+static double since(const demo *d) { return hone_now_seconds() - d->t0; }
+
+/* ---- base model ------------------------------------------------------------------------------------------- */
+
+/* The base: llama-tiny (width 64, 4 heads, 2 key/value heads) with 4 layers and the byte-level vocabulary plus the
+ * three chat tokens (hone_byte_chat_tokenizer_write). */
+static void base_config(hone_model_config *c) {
+    hone_model_config_preset(c, "llama-tiny");
+    c->vocab_size = HONE_BYTE_CHAT_VOCAB;
+    c->num_layers = 4;
+    c->max_position_embeddings = 512;
+    c->bos_token_id = -1;
+    c->eos_token_id = HONE_BYTE_CHAT_IM_END; /* a turn ends the answer */
+}
+
+/* OUT/base.json, written once the base folder is complete: what made it. A base is reused only when it matches. */
+static char *base_marker(const demo *d) {
+    hone_model_config c;
+    base_config(&c);
+    char *config = hone_model_config_to_json(&c), *text = config ? malloc(strlen(config) + 128) : NULL;
+    if (text)
+        sprintf(text, "{\"text\": \"skills\", \"seed\": %llu, \"base_steps\": %d, \"config\": %s}\n",
+                (unsigned long long)d->seed, d->plan->base_steps, config);
+    free(config);
+    return text;
+}
+
+typedef struct {
+    double t0, budget; /* stop once budget seconds have passed since t0 */
+} pretrain_watch;
+
+static int show_pretrain(const hone_step_info *s, void *user) {
+    const pretrain_watch *w = user;
+    const double t = hone_now_seconds() - w->t0;
+    const int stop = t >= w->budget;
+    if (s->step == 1 || s->step % 100 == 0 || s->step == s->total_steps || stop)
+        printf("      step %4lld/%lld  loss %.3f  (%.0f tokens/s, %.0f s)\n", (long long)s->step,
+               (long long)s->total_steps, s->loss, s->tokens_per_second, t);
     fflush(stdout);
     return stop;
 }
 
-static void print_bytes(const int32_t *ids, int n) {
-    for (int i = 0; i < n; i++) putchar(ids[i] >= 32 && ids[i] < 127 ? ids[i] : (ids[i] == '\n' ? '\n' : '?'));
-}
-
-int cmd_demo(int argc, char **argv) {
-    hone_settings *s;
-    int code;
-    if (cli_parse(&s, "demo", "[--seconds 60] [--output-dir demo-out]", keys, sizeof keys / sizeof keys[0], argc,
-                  argv, &code))
-        return code;
-    int rc = 1;
-    if (!cli_threads(s, "demo")) {
-        hone_settings_free(s);
-        return 1;
-    }
-    const char *out = hone_settings_str(s, "output_dir");
-    const uint64_t seed = (uint64_t)hone_settings_int(s, "seed");
-    hone_model_config c;
-    hone_model *m = NULL;
-    hone_token_stream data = {0};
-    const size_t n_bytes = 1 << 20;
-    char *text = hone_synthetic_text(seed, n_bytes);
-    char *shard = hone_path_join(out, "train.bin");
-    if (!text || hone_model_config_preset(&c, "llama-tiny") != HONE_OK || hone_model_create(&m, &c, seed) != HONE_OK ||
-        hone_tokens_from_bytes(&data, text, n_bytes) != HONE_OK || hone_dir_create(out) != HONE_OK ||
-        hone_tokens_write_shard(shard, data.tokens, data.n_tokens) != HONE_OK) {
-        cli_fail("demo");
-        goto done;
-    }
-    printf("hone demo: a %zu-parameter Llama-architecture model learns byte-level synthetic text.\n",
-           hone_model_num_params(m));
-    printf("sample of the training text:\n%.*s\n", 160, text);
+/* Pretrains m on the bytes of text, `batch` blocks of 128 bytes a step, for up to max_steps steps or until w's budget
+ * is spent (constant learning rate after a 20-step warm-up), and saves it to dir. */
+static hone_status pretrain_tokens(hone_model *m, const hone_token_stream *data, const char *dir, int batch,
+                                   int64_t max_steps, uint64_t seed, pretrain_watch *w, hone_train_summary *sum) {
     hone_train_config tc;
     hone_train_config_defaults(&tc);
     tc.sequence_len = 128;
-    tc.micro_batch_size = 8;
-    tc.max_steps = hone_settings_int(s, "max_steps");
+    tc.micro_batch_size = batch;
+    tc.max_steps = max_steps;
     tc.learning_rate = 3e-3f;
     tc.lr_scheduler = HONE_SCHED_CONSTANT;
     tc.warmup_steps = 20;
     tc.optim.weight_decay = 0.01f;
     tc.seed = seed;
-    tc.output_dir = out;
-    demo_state d = {hone_settings_float(s, "seconds")};
+    tc.output_dir = dir;
+    return hone_pretrain(m, data, &tc, show_pretrain, w, sum);
+}
+
+static hone_status pretrain_base(demo *d) {
+    hone_model_config c;
+    base_config(&c);
+    hone_model *m = NULL;
+    const size_t n_bytes = 1 << 20;
+    hone_token_stream data = {0};
+    char *text = hone_synthetic_skill_text(d->seed, n_bytes);
+    hone_status st = text ? hone_tokens_from_bytes(&data, text, n_bytes) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    free(text);
+    if (st == HONE_OK) st = hone_model_create(&m, &c, d->seed);
     hone_train_summary sum;
-    printf("training for up to %.0f seconds:\n", d.budget);
-    if (hone_pretrain(m, &data, &tc, show, &d, &sum) != HONE_OK) {
-        cli_fail("demo");
-        goto done;
+    if (st == HONE_OK) {
+        printf("      a %.2fM-parameter Llama (%d layers, width %d) reads %zu KiB of synthetic text for %d steps:\n",
+               hone_model_num_params(m) / 1e6, c.num_layers, c.hidden_size, n_bytes >> 10, d->plan->base_steps);
+        pretrain_watch w = {d->t0, INFINITY};
+        st = pretrain_tokens(m, &data, d->base_dir, 2, d->plan->base_steps, d->seed, &w, &sum);
     }
-    printf("loss fell from %.3f to %.3f in %lld steps (%.0f s).\n", sum.first_loss, sum.last_loss,
-           (long long)sum.steps, sum.seconds);
-    const char *prompt = "the cat ";
-    int32_t ids[16], gen[120];
-    int n_prompt = 0, n_gen = 0;
-    for (const char *p = prompt; *p; p++) ids[n_prompt++] = (unsigned char)*p;
-    hone_sampling samp = {.max_new_tokens = 120, .temperature = 0, .top_p = 1, .seed = seed};
-    if (hone_generate(m, ids, n_prompt, &samp, gen, &n_gen, NULL, NULL) != HONE_OK) {
-        cli_fail("demo");
-        goto done;
+    if (st == HONE_OK) st = hone_byte_chat_tokenizer_write(d->base_dir);
+    hone_tokens_free(&data);
+    hone_model_free(m);
+    return st;
+}
+
+static hone_status ensure_base(demo *d) {
+    char *marker = hone_path_join(d->out, "base.json"), *want = base_marker(d), *have = NULL;
+    size_t n;
+    hone_status st = marker && want ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    const int reuse = st == HONE_OK && hone_file_exists(marker) && hone_file_read(marker, &have, &n) == HONE_OK &&
+                      !strcmp(have, want);
+    if (reuse) printf("[1/5] base model: reusing %s (pretrained by an earlier run; delete it to pretrain again)\n",
+                      d->base_dir);
+    else if (st == HONE_OK) {
+        printf("[1/5] base model: pretraining it into %s (later runs reuse it)\n", d->base_dir);
+        remove(marker); /* a run stopped halfway must not leave a folder that looks complete */
+        st = pretrain_base(d);
+        if (st == HONE_OK) st = hone_file_write_atomic(marker, want, strlen(want));
+        if (st == HONE_OK) printf("      done at %.0f s\n", since(d));
     }
-    printf("greedy sample after \"%s\":\n%s", prompt, prompt);
-    print_bytes(gen, n_gen);
-    printf("\n\nmodel saved to %s/ (config.json, model.safetensors, metrics.jsonl). Try:\n"
-           "  build/hone eval --model %s --data %s --sequence-len 128\n"
-           "  build/hone generate --model %s --prompt-ids 116,104,101,32 --max-new-tokens 40\n",
-           out, out, shard, out);
-    rc = 0;
-done:
+    free(marker);
+    free(want);
+    free(have);
+    return st;
+}
+
+/* ---- tasks, rendering, evaluation ------------------------------------------------------------------------- */
+
+static hone_status load_chat(demo *d) {
+    HONE_TRY(hone_tokenizer_load(&d->tok, d->base_dir));
+    HONE_TRY(hone_chat_template_from_model(&d->tmpl, d->base_dir));
+    const hone_special_tokens *sp = hone_tokenizer_special(d->tok);
+    d->render = (hone_render_options){.tokenizer = d->tok, .chat_template = d->tmpl, .eos_id = sp->eos_id};
+    d->answer = (hone_answer_options){.render = &d->render, .stop_id = sp->eos_id, .max_new_tokens = 8};
+    return HONE_OK;
+}
+
+static hone_status make_suite(demo *d) {
+    HONE_TRY(hone_task_suite(d->seed, d->plan->n_train, d->plan->n_test, &d->train, &d->test));
+    d->seqs = calloc(d->train.n, sizeof *d->seqs);
+    if (!d->seqs) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < d->train.n; i++) {
+        hone_example ex;
+        HONE_TRY(hone_task_item_example(&d->train.items[i], &ex));
+        hone_status st = hone_render_example(&ex, &d->render, &d->seqs[i]);
+        hone_example_free(&ex);
+        HONE_TRY(st);
+    }
+    printf("[2/5] tasks: %d tasks x %zu training prompts, %zu held-out prompts each (no held-out problem is trained "
+           "on), rendered with the base model's ChatML template; for example:\n",
+           HONE_TASK_COUNT, d->plan->n_train, d->plan->n_test);
+    for (int t = 0; t < HONE_TASK_COUNT; t++)
+        printf("      %-8s %-24s -> %s\n", hone_task_name((hone_task)t), d->test.items[t].prompt,
+               d->test.items[t].answer);
+    return HONE_OK;
+}
+
+static demo_row *new_row(demo *d, const char *label, const char *dir) {
+    demo_row *r = &d->rows[d->n_rows++];
+    r->label = label;
+    r->dir = dir;
+    return r;
+}
+
+static double accuracy(const hone_task_scores *s, int t) {
+    return s->total[t] ? (double)s->correct[t] / (double)s->total[t] : 0;
+}
+
+static double mean_accuracy(const hone_task_scores *s) {
+    double sum = 0;
+    for (int t = 0; t < HONE_TASK_COUNT; t++) sum += accuracy(s, t);
+    return sum / HONE_TASK_COUNT;
+}
+
+static hone_status evaluate(demo *d, hone_model *m, demo_row *r) {
+    HONE_TRY(hone_eval_exact_match(m, &d->answer, d->test.items, d->test.n, &r->scores, NULL));
+    printf("      %-28s", r->label);
+    for (int t = 0; t < HONE_TASK_COUNT; t++)
+        printf("  %s %3.0f%%", hone_task_name((hone_task)t), 100 * accuracy(&r->scores, t));
+    printf("   (%.0f s)\n", since(d));
+    fflush(stdout);
+    return HONE_OK;
+}
+
+static hone_status evaluate_dir(demo *d, demo_row *r) {
+    hone_model *m;
+    HONE_TRY(hone_model_load(&m, r->dir));
+    hone_status st = evaluate(d, m, r);
+    hone_model_free(m);
+    return st;
+}
+
+/* ---- fine-tunes ------------------------------------------------------------------------------------------- */
+
+static int curve_push(demo_curve *c, double step, double loss) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        double *s = realloc(c->step, cap * sizeof *s);
+        if (s) c->step = s;
+        double *l = s ? realloc(c->loss, cap * sizeof *l) : NULL;
+        if (!l) return 0;
+        c->loss = l;
+        c->cap = cap;
+    }
+    c->step[c->n] = step;
+    c->loss[c->n++] = loss;
+    return 1;
+}
+
+typedef struct {
+    demo *d;
+    demo_row *row;
+    int ok;
+} train_watch;
+
+static int show_finetune(const hone_step_info *s, void *user) {
+    train_watch *w = user;
+    w->ok &= curve_push(&w->row->curve, (double)s->step, s->loss);
+    if (s->step % 50 == 0 || s->step == s->total_steps)
+        printf("      step %4lld/%lld  loss %.3f  (%.0f tokens/s, %.0f s)\n", (long long)s->step,
+               (long long)s->total_steps, s->loss, s->tokens_per_second, since(w->d));
+    fflush(stdout);
+    return !w->ok;
+}
+
+/* Trains a copy of the base on the training prompts of f->tasks (packed as hone sft packs them), saves it to
+ * OUT/f->dir and scores it. */
+static hone_status finetune(demo *d, const demo_finetune *f, int steps) {
+    demo_row *r = new_row(d, f->label, hone_path_join(d->out, f->dir));
+    hone_sequence *subset = malloc(d->train.n * sizeof *subset);
+    if (!r->dir || !subset) {
+        free(subset);
+        return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < d->train.n; i++)
+        if (f->tasks >> d->train.items[i].task & 1) subset[n++] = d->seqs[i];
+    hone_train_config tc;
+    hone_train_config_defaults(&tc);
+    tc.sequence_len = 256;
+    tc.micro_batch_size = 2;
+    tc.max_steps = steps;
+    tc.learning_rate = f->learning_rate;
+    tc.lr_scheduler = HONE_SCHED_COSINE;
+    tc.warmup_steps = 10;
+    tc.seed = d->seed;
+    tc.output_dir = r->dir;
+    const hone_special_tokens *sp = hone_tokenizer_special(d->tok);
+    const hone_pack_options po = {.sequence_len = tc.sequence_len, .sample_packing = 1, .pad_id = sp->pad_id};
+    hone_packed rows = {0};
+    hone_model *m = NULL;
+    hone_adapter *adapter = NULL;
+    train_watch w = {d, r, 1};
+    hone_train_summary sum;
+    hone_status st = hone_pack(subset, n, &po, &rows);
+    if (st == HONE_OK) st = hone_model_load(&m, d->base_dir);
+    if (st == HONE_OK && f->lora_r) {
+        hone_peft_config pc;
+        hone_peft_config_defaults(&pc, HONE_PEFT_LORA);
+        pc.r = f->lora_r;
+        pc.alpha = 2.0f * (float)f->lora_r;
+        pc.target_modules = "all-linear";
+        st = hone_adapter_create(&adapter, m, &pc, d->seed);
+        if (st == HONE_OK) st = hone_model_attach(m, adapter);
+    }
+    if (st == HONE_OK) {
+        printf("      %s: %zu prompts in %zu packed rows, %d steps of %d rows -> %s\n", f->label, n, rows.n_rows,
+               steps, tc.micro_batch_size, r->dir);
+        const double t = hone_now_seconds();
+        st = hone_train_rows(m, &rows, &tc, show_finetune, &w, &sum);
+        r->seconds = hone_now_seconds() - t;
+    }
+    if (st == HONE_OK && !w.ok) st = hone_errorf(HONE_ERR_NOMEM, "out of memory recording the loss curve");
+    if (st == HONE_OK) st = evaluate(d, m, r);
+    hone_model_free(m);
+    hone_adapter_free(adapter);
+    hone_packed_free(&rows);
+    free(subset);
+    return st;
+}
+
+/* ---- merges ----------------------------------------------------------------------------------------------- */
+
+/* OUT/<name>.yaml: a mergekit config of the specialists over the base; *path receives its path (free()). */
+static hone_status write_merge_config(const demo *d, const demo_merge *mg, char **path) {
+    char name[96], *text = NULL;
+    size_t size = 0;
+    snprintf(name, sizeof name, "%s.yaml", mg->name);
+    *path = hone_path_join(d->out, name);
+    FILE *f = *path ? open_memstream(&text, &size) : NULL;
+    if (!f) return hone_errorf(HONE_ERR_NOMEM, "out of memory writing %s", name);
+    fprintf(f, "# written by hone demo: the two specialists merged over their base; run it again with\n"
+               "#   hone merge %s --output-dir %s/%s\n"
+               "merge_method: %s\nbase_model: %s\nmodels:\n",
+            *path, d->out, mg->name, mg->method, d->base_dir);
+    for (size_t i = 0; i < N_FINETUNES; i++) {
+        if (!finetunes[i].specialist) continue;
+        fprintf(f, "  - model: %s/%s\n    parameters:\n      weight: %g\n", d->out, finetunes[i].dir, mg->weight);
+        if (!isnan(mg->density)) fprintf(f, "      density: %g\n", mg->density);
+    }
+    fputs("dtype: float32\n", f);
+    hone_status st = fclose(f) == 0 ? hone_file_write_atomic(*path, text, size)
+                                    : hone_errorf(HONE_ERR_NOMEM, "out of memory writing %s", *path);
+    free(text);
+    return st;
+}
+
+/* Writes the merge's config, runs it as hone merge does into OUT/<name>/ and scores the result. */
+static hone_status merge(demo *d, const demo_merge *mg) {
+    demo_row *r = new_row(d, mg->label, hone_path_join(d->out, mg->name));
+    char *config_path = NULL;
+    hone_merge_config *cfg = NULL;
+    hone_merge_options o;
+    hone_merge_options_defaults(&o);
+    o.output_dir = r->dir;
+    o.seed = d->seed;
+    hone_merge_summary sum;
+    hone_status st = r->dir ? write_merge_config(d, mg, &config_path) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (st == HONE_OK) st = hone_merge_config_load(&cfg, config_path);
+    if (st == HONE_OK) st = hone_merge_run(cfg, &o, &sum);
+    if (st == HONE_OK) {
+        r->seconds = sum.seconds;
+        printf("      %s: %s -> %s (%zu tensors, %.2f s)\n", mg->label, config_path, r->dir, sum.n_tensors,
+               sum.seconds);
+        st = evaluate_dir(d, r);
+    }
+    hone_merge_config_free(cfg);
+    free(config_path);
+    return st;
+}
+
+/* ---- the table -------------------------------------------------------------------------------------------- */
+
+static char *results_table(const demo *d) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return NULL;
+    fprintf(f, "| model                        |");
+    for (int t = 0; t < HONE_TASK_COUNT; t++) fprintf(f, " %7s |", hone_task_name((hone_task)t));
+    fprintf(f, "    mean |\n|------------------------------|");
+    for (int t = 0; t <= HONE_TASK_COUNT; t++) fprintf(f, "---------|");
+    fputc('\n', f);
+    for (size_t i = 0; i < d->n_rows; i++) {
+        const demo_row *r = &d->rows[i];
+        fprintf(f, "| %-28s |", r->label);
+        for (int t = 0; t < HONE_TASK_COUNT; t++) fprintf(f, " %6.0f%% |", 100 * accuracy(&r->scores, t));
+        fprintf(f, " %6.0f%% |\n", 100 * mean_accuracy(&r->scores));
+    }
+    return fclose(f) == 0 ? text : (free(text), NULL);
+}
+
+static hone_status run(demo *d) {
+    HONE_TRY(hone_dir_create(d->out));
+    HONE_TRY(ensure_base(d));
+    HONE_TRY(load_chat(d));
+    HONE_TRY(make_suite(d));
+    printf("[3/5] scoring the base model (greedy answers, exact match):\n");
+    demo_row *base = new_row(d, "base model (before)", d->base_dir);
+    HONE_TRY(evaluate_dir(d, base));
+    printf("[4/5] fine-tuning the base model (chat template -> packed rows -> hone_train_rows, as hone sft):\n");
+    for (size_t i = 0; i < N_FINETUNES; i++)
+        HONE_TRY(finetune(d, &finetunes[i], finetunes[i].specialist ? d->plan->specialist_steps : d->plan->sft_steps));
+    printf("[5/5] merging the two specialists into one model (mergekit configs run by hone_merge_run, as hone "
+           "merge):\n");
+    for (size_t i = 0; i < N_MERGES; i++) HONE_TRY(merge(d, &merges[i]));
+    char *table = results_table(d);
+    if (!table) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    printf("\nexact-match accuracy on %zu held-out prompts per task:\n%s", d->plan->n_test, table);
+    char summary[256];
+    snprintf(summary, sizeof summary, "seed %llu, %d thread%s, %.0f s in all", (unsigned long long)d->seed,
+             d->threads, d->threads == 1 ? "" : "s", since(d));
+    hone_status st = demo_report_write(d->out, d->rows, d->n_rows, summary);
+    free(table);
+    HONE_TRY(st);
+    printf("\nreport: %s/report.html; models: %s/{base,%s,...}; total %.0f s\n", d->out, d->out, finetunes[0].dir,
+           since(d));
+    return HONE_OK;
+}
+
+/* --text-only: a byte-level llama-tiny (vocabulary 256) pretrained on hone_synthetic_text, with its text as an
+ * llm.c shard beside it, and a greedy sample. */
+static hone_status text_only(const char *out, uint64_t seed, int64_t max_steps, double seconds) {
+    hone_model_config c;
+    hone_model *m = NULL;
+    const size_t n_bytes = 1 << 20;
+    char *text = hone_synthetic_text(seed, n_bytes), *shard = hone_path_join(out, "train.bin");
+    hone_token_stream data = {0};
+    hone_status st = text && shard ? hone_model_config_preset(&c, "llama-tiny")
+                                   : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (st == HONE_OK) st = hone_model_create(&m, &c, seed);
+    if (st == HONE_OK) st = hone_dir_create(out);
+    if (st == HONE_OK) st = hone_tokens_from_bytes(&data, text, n_bytes);
+    if (st == HONE_OK) st = hone_tokens_write_shard(shard, data.tokens, data.n_tokens);
+    hone_train_summary sum;
+    if (st == HONE_OK) {
+        printf("hone demo --text-only: a %zu-parameter Llama-architecture model learns byte-level synthetic text for "
+               "up to %.0f seconds; a sample of the text:\n%.*s\n",
+               hone_model_num_params(m), seconds, 160, text);
+        pretrain_watch w = {hone_now_seconds(), seconds};
+        st = pretrain_tokens(m, &data, out, 8, max_steps, seed, &w, &sum);
+    }
+    int32_t prompt[8], gen[120];
+    int n_gen = 0;
+    const char *start = "the cat ";
+    for (int i = 0; start[i]; i++) prompt[i] = (unsigned char)start[i];
+    const hone_sampling greedy = {.max_new_tokens = 120, .temperature = 0, .top_p = 1};
+    if (st == HONE_OK) st = hone_generate(m, prompt, (int)strlen(start), &greedy, gen, &n_gen, NULL, NULL);
+    if (st == HONE_OK) {
+        printf("loss fell from %.3f to %.3f in %lld steps (%.0f s). Greedy sample after \"%s\":\n%s", sum.first_loss,
+               sum.last_loss, (long long)sum.steps, sum.seconds, start, start);
+        for (int i = 0; i < n_gen; i++) putchar(gen[i] >= 32 && gen[i] < 127 ? gen[i] : gen[i] == '\n' ? '\n' : '?');
+        printf("\n\nmodel saved to %s/ (config.json, model.safetensors, metrics.jsonl, train.bin)\n", out);
+    }
     free(text);
     free(shard);
     hone_tokens_free(&data);
     hone_model_free(m);
+    return st;
+}
+
+int cmd_demo(int argc, char **argv) {
+    hone_settings *s;
+    int code;
+    if (cli_parse(&s, "demo", "[--output-dir demo-out] [--seed 42] [--threads N] [--quick] [--text-only]", keys,
+                  sizeof keys / sizeof keys[0], argc, argv, &code))
+        return code;
+    if (!cli_threads(s, "demo")) {
+        hone_settings_free(s);
+        return 1;
+    }
+    if (hone_settings_bool(s, "text_only")) {
+        const int rc = text_only(hone_settings_str(s, "output_dir"), (uint64_t)hone_settings_int(s, "seed"),
+                                 hone_settings_int(s, "max_steps"), hone_settings_float(s, "seconds")) == HONE_OK
+                           ? 0
+                           : cli_fail("demo");
+        hone_settings_free(s);
+        return rc;
+    }
+    demo d = {.plan = hone_settings_bool(s, "quick") ? &quick_plan : &full_plan,
+              .out = hone_settings_str(s, "output_dir"),
+              .seed = (uint64_t)hone_settings_int(s, "seed"),
+              .threads = hone_threads_set((int)hone_settings_int(s, "threads")), /* the count cli_threads set */
+              .t0 = hone_now_seconds()};
+    d.base_dir = hone_path_join(d.out, "base");
+    printf("hone demo: instruction tuning you can watch work (seed %llu, %d thread%s)\n", (unsigned long long)d.seed,
+           d.threads, d.threads == 1 ? "" : "s");
+    const int rc = d.base_dir && run(&d) == HONE_OK ? 0 : cli_fail("demo");
+    for (size_t i = 0; i < d.n_rows; i++) {
+        if (d.rows[i].dir != d.base_dir) free((char *)d.rows[i].dir);
+        free(d.rows[i].curve.step);
+        free(d.rows[i].curve.loss);
+    }
+    for (size_t i = 0; d.seqs && i < d.train.n; i++) hone_sequence_free(&d.seqs[i]);
+    free(d.seqs);
+    hone_task_set_free(&d.train);
+    hone_task_set_free(&d.test);
+    hone_chat_template_free(d.tmpl);
+    hone_tokenizer_free(d.tok);
+    free(d.base_dir);
     hone_settings_free(s);
     return rc;
 }

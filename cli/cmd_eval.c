@@ -6,6 +6,7 @@
 static const hone_key_spec keys[] = {
     {"model", HONE_KEY_STRING, NULL, "Hugging Face model folder"},
     {"base_model", HONE_KEY_STRING, NULL, "same as --model"},
+    CLI_ADAPTER_KEY,
     {"data", HONE_KEY_STRING, NULL, "llm.c shard (.bin), text (.txt), or JSONL rows with \"input_ids\" or \"text\""},
     {"tokenizer", HONE_KEY_STRING, NULL, "tokenizer.json (or its folder) for text data (default: the model folder's)"},
     {"sequence_len", HONE_KEY_INT, "512", "tokens per block (the last partial block counts when >= 2 tokens)"},
@@ -18,11 +19,12 @@ static const hone_key_spec keys[] = {
 int cmd_eval(int argc, char **argv) {
     hone_settings *s;
     int code;
-    if (cli_parse(&s, "eval", "--model DIR --data FILE --sequence-len T [--json]", keys, sizeof keys / sizeof keys[0],
-                  argc, argv, &code))
+    if (cli_parse(&s, "eval", "--model DIR [--adapter DIR] --data FILE --sequence-len T [--json]", keys,
+                  sizeof keys / sizeof keys[0], argc, argv, &code))
         return code;
     int rc = 1;
     hone_model *m = NULL;
+    hone_adapter *adapter = NULL;
     hone_token_stream data = {0};
     const char *model_dir = cli_model_path(s, "eval");
     if (!model_dir) goto done;
@@ -32,10 +34,21 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!cli_threads(s, "eval")) goto done;
     hone_eval_result r;
-    if (hone_model_load(&m, model_dir) != HONE_OK ||
-        hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"),
-                                   cli_token_cache_dir(s), NULL) !=
-            HONE_OK ||
+    if (hone_model_load(&m, model_dir) != HONE_OK) {
+        cli_fail("eval");
+        goto done;
+    }
+    if (!cli_load_adapter(m, s, "eval", &adapter)) goto done;
+    if (hone_model_virtual_tokens(m) > 0) {
+        /* each block would need the virtual-token placeholders in front: hone_eval_tokens does not place them */
+        fprintf(stderr,
+                "hone eval: error: %s is a prompt-tuning adapter, which eval does not support yet (prefix "
+                "tuning and LoRA adapters work)\n",
+                hone_settings_str(s, "adapter"));
+        goto done;
+    }
+    if (hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"),
+                                   cli_token_cache_dir(s), NULL) != HONE_OK ||
         hone_eval_tokens(m, &data, (int)hone_settings_int(s, "sequence_len"),
                          (int)hone_settings_int(s, "micro_batch_size"), &r) != HONE_OK) {
         cli_fail("eval");
@@ -51,6 +64,7 @@ int cmd_eval(int argc, char **argv) {
 done:
     hone_tokens_free(&data);
     hone_model_free(m);
+    hone_adapter_free(adapter);
     hone_settings_free(s);
     return rc;
 }

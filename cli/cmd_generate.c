@@ -10,6 +10,7 @@
 static const hone_key_spec keys[] = {
     {"model", HONE_KEY_STRING, NULL, "Hugging Face model folder"},
     {"base_model", HONE_KEY_STRING, NULL, "same as --model"},
+    CLI_ADAPTER_KEY,
     {"prompt", HONE_KEY_STRING, NULL, "prompt text, tokenized with the model's tokenizer.json; prints text"},
     {"tokenizer", HONE_KEY_STRING, NULL, "tokenizer.json (or its folder) for --prompt (default: the model folder's)"},
     {"prompt_ids", HONE_KEY_LIST, NULL, "prompt as token ids, e.g. 1,2,3"},
@@ -66,7 +67,9 @@ static int print_piece(int32_t id, void *user) {
 int cmd_generate(int argc, char **argv) {
     hone_settings *s;
     int code;
-    if (cli_parse(&s, "generate", "--model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-new-tokens N] [--temperature X] [--json]",
+    if (cli_parse(&s, "generate",
+                  "--model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3) [--max-new-tokens N] "
+                  "[--temperature X] [--json]",
                   keys, sizeof keys / sizeof keys[0], argc, argv, &code))
         return code;
     int rc = 1, n_prompt = 0, n_out = 0;
@@ -74,6 +77,7 @@ int cmd_generate(int argc, char **argv) {
     hone_tokenizer *tok = NULL;
     text_stream stream = {0};
     hone_model *m = NULL;
+    hone_adapter *adapter = NULL;
     const char *model_dir = cli_model_path(s, "generate");
     if (!model_dir) goto done;
     const int text_mode = hone_settings_is_set(s, "prompt");
@@ -94,6 +98,7 @@ int cmd_generate(int argc, char **argv) {
         cli_fail("generate");
         goto done;
     }
+    if (!cli_load_adapter(m, s, "generate", &adapter)) goto done;
     const int json = hone_settings_bool(s, "json");
     if (text_mode) {
         const char *text = hone_settings_str(s, "prompt");
@@ -105,15 +110,30 @@ int cmd_generate(int argc, char **argv) {
             goto done;
         }
         if (!tok) {
-            fprintf(stderr, "hone generate: error: %s has no tokenizer.json; give --tokenizer, or the prompt as "
-                            "--prompt-ids\n", model_dir);
+            fprintf(stderr,
+                    "hone generate: error: %s has no tokenizer.json; give --tokenizer, or the prompt as "
+                    "--prompt-ids\n",
+                    model_dir);
             goto done;
         }
         n_prompt = (int)n;
         stream.print = !json;
     }
-    if (hone_generate(m, prompt, n_prompt, &samp, out, &n_out, text_mode ? print_piece : NULL, &stream) !=
-            HONE_OK ||
+    /* a prompt-tuning adapter replaces the first tokens by its virtual tokens: give it placeholders to replace */
+    const int n_virtual = hone_model_virtual_tokens(m);
+    if (n_virtual > 0) {
+        int32_t *with = malloc(sizeof(int32_t) * (size_t)(n_virtual + n_prompt));
+        if (!with) {
+            fprintf(stderr, "hone generate: error: out of memory\n");
+            goto done;
+        }
+        for (int i = 0; i < n_virtual; i++) with[i] = 0;
+        memcpy(with + n_virtual, prompt, sizeof(int32_t) * (size_t)n_prompt);
+        free(prompt);
+        prompt = with;
+        n_prompt += n_virtual;
+    }
+    if (hone_generate(m, prompt, n_prompt, &samp, out, &n_out, text_mode ? print_piece : NULL, &stream) != HONE_OK ||
         stream.failed) {
         cli_fail("generate");
         goto done;
@@ -155,6 +175,7 @@ done:
     hone_decode_stream_free(stream.decoder);
     hone_tokenizer_free(tok);
     hone_model_free(m);
+    hone_adapter_free(adapter);
     hone_settings_free(s);
     return rc;
 }

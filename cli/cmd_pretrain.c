@@ -1,5 +1,6 @@
 /* hone pretrain — continued pre-training on a token file. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli.h"
 
@@ -23,7 +24,7 @@ int cmd_pretrain(int argc, char **argv) {
     int rc = 1;
     hone_model *m = NULL;
     hone_token_stream data = {0};
-    hone_train_config tc;
+    hone_train_config tc = {0};
     const char *model_dir = cli_model_path(s, "pretrain");
     if (!model_dir || !cli_train_config(s, &tc, "pretrain")) goto done;
     if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output_dir") != HONE_OK) {
@@ -49,6 +50,7 @@ int cmd_pretrain(int argc, char **argv) {
     cli_print_train_summary(&sum, tc.output_dir);
     rc = 0;
 done:
+    free((char *)tc.config_json);
     hone_tokens_free(&data);
     hone_model_free(m);
     hone_settings_free(s);

@@ -5,7 +5,7 @@
 #include "cli.h"
 
 static const cli_command commands[] = {
-    {"demo", "pretrain a tiny built-in model on built-in text for about a minute and sample from it", cmd_demo},
+    {"demo", "instruction-tune and merge a tiny built-in model on built-in tasks, with before/after accuracy", cmd_demo},
     {"sft", "supervised fine-tuning (full weights) on instruction / chat datasets with the chat template", cmd_sft},
     {"select", "score instruction data with the student model (IFD, reverse IFD)", cmd_select},
     {"pretrain", "continued pre-training on token shards or JSONL input_ids", cmd_pretrain},
@@ -13,6 +13,8 @@ static const cli_command commands[] = {
     {"generate", "generate tokens from a prompt with a KV cache", cmd_generate},
     {"tokenize", "JSONL text to token ids with a Hugging Face tokenizer.json (or back with --decode)", cmd_tokenize},
     {"merge", "merge models with a mergekit YAML config (linear, slerp, ties, dare, della, ...)", cmd_merge},
+    {"merge-moe", "assemble a Mixtral MoE from Llama / Mistral experts with a mergekit-moe YAML config", cmd_merge_moe},
+    {"merge-adapter", "fold a LoRA adapter into its base model and write the merged model", cmd_merge_adapter},
     {"expand", "LLaMA Pro block expansion: insert identity blocks (zeroed output projections)", cmd_expand},
     {"bench", "benchmarks (bench train: training steps of a model shape; bench tokenize: encoder speed)", cmd_bench},
     {"data", "dataset tools (convert: any dataset to canonical JSONL; render: chat template + tokenizer -> ids and labels)",

@@ -103,6 +103,12 @@ hone_status hone_atomic_commit(hone_atomic_file *af); /* fsync + rename; closes 
 void hone_atomic_abort(hone_atomic_file *af);         /* removes the temp file; closes */
 /* Convenience: the whole file in one call. */
 hone_status hone_file_write_atomic(const char *path, const void *data, size_t n);
+/* Atomic folders: fill a temporary sibling, then hone_dir_commit fsyncs it (and the files in it), renames it to
+ * final_dir and fsyncs the parent. A final_dir that exists is first renamed aside and removed after the new one
+ * is in place, so a crash leaves the old folder, the new one or neither, never a partial one under final_dir. */
+hone_status hone_dir_commit(const char *tmp_dir, const char *final_dir);
+/* rm -rf: removes path and everything under it (no error when it does not exist). */
+hone_status hone_dir_remove(const char *path);
 
 /* ---- random numbers: counter-based (Philox-like), reproducible, split per purpose ---- */
 typedef struct {
@@ -131,6 +137,8 @@ uint64_t hone_fnv1a64(const void *data, size_t n);
 
 /* ---- time ---- */
 double hone_now_seconds(void); /* monotonic */
+/* Peak resident memory of this process so far, in MiB (getrusage's ru_maxrss). */
+double hone_peak_memory_mb(void);
 
 #ifdef __cplusplus
 }

@@ -75,8 +75,22 @@ hone_status hone_tokens_write_shard(const char *path, const int32_t *tokens, siz
  * sums and counting, so that a tiny model's loss falls visibly within a minute. Deterministic in the seed.
  * Returns n_bytes of ASCII (free()). */
 char *hone_synthetic_text(uint64_t seed, size_t n_bytes);
+/* hone_synthetic_text with, on half of its lines, the skills of the instruction suite (hone/tasks.h) written as
+ * plain text: counting on from two-digit numbers, three-letter words turned around, three digits put in order, one
+ * more than a number — the pre-training text of the demo's base model, which instruction tuning then teaches to
+ * answer requests. */
+char *hone_synthetic_skill_text(uint64_t seed, size_t n_bytes);
 /* Byte-level token stream of a text (ids 0..255), for models with a 256-token vocabulary. */
 hone_status hone_tokens_from_bytes(hone_token_stream *s, const char *text, size_t n);
+
+/* The tokenizer of byte-level chat models (the demo's): DIR/tokenizer.json, a GPT-2-style byte-level BPE whose
+ * vocabulary is the 256 bytes in byte order with no merges (so its ids are those of hone_tokens_from_bytes), with
+ * the added special tokens <|endoftext|> = 256, <|im_start|> = 257 and <|im_end|> = 258; and
+ * DIR/tokenizer_config.json with the ChatML chat template, eos <|im_end|> and pad <|endoftext|>. Both written
+ * atomically. A model for it needs a vocabulary of HONE_BYTE_CHAT_VOCAB. */
+#define HONE_BYTE_CHAT_VOCAB 259
+#define HONE_BYTE_CHAT_IM_END 258
+hone_status hone_byte_chat_tokenizer_write(const char *dir);
 
 #ifdef __cplusplus
 }

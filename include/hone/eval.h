@@ -1,14 +1,22 @@
-/* hone/eval.h — evaluation: mean next-token loss and perplexity of a token stream.
+/* hone/eval.h — evaluation: mean next-token loss and perplexity of a token stream; exact-match accuracy of
+ * generated answers.
  *
  *     hone_eval_result r;
  *     if (hone_eval_tokens(model, &tokens, 512, 4, &r) != HONE_OK) die(hone_error());
  *     printf("loss %.4f perplexity %.2f\n", r.loss, r.perplexity);
+ *
+ *     hone_render_options ro = {.tokenizer = tok, .chat_template = tmpl};
+ *     hone_answer_options ao = {.render = &ro, .stop_id = im_end, .max_new_tokens = 16};
+ *     hone_task_scores sc;
+ *     if (hone_eval_exact_match(model, &ao, test.items, test.n, &sc, NULL) != HONE_OK) die(hone_error());
  */
 #ifndef HONE_EVAL_H
 #define HONE_EVAL_H
 
 #include "hone/data.h"
 #include "hone/model.h"
+#include "hone/render.h"
+#include "hone/tasks.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,6 +33,24 @@ typedef struct {
  * least 2 tokens), micro_batch_size blocks per forward pass. */
 hone_status hone_eval_tokens(hone_model *m, const hone_token_stream *data, int sequence_len, int micro_batch_size,
                              hone_eval_result *out);
+
+typedef struct {
+    const hone_render_options *render; /* tokenizer and chat template: how a prompt is put to the model */
+    int32_t stop_id;                   /* the end-of-turn token: generation stops there */
+    int max_new_tokens;                /* an answer that has not ended by then is wrong */
+} hone_answer_options;
+
+typedef struct {
+    size_t correct[HONE_TASK_COUNT], total[HONE_TASK_COUNT];
+} hone_task_scores;
+
+/* Asks the model each item's prompt (a one-turn conversation rendered with the generation prompt, as
+ * hone_render_prompt does), decodes greedily with the KV cache, and counts the item correct when the model ends
+ * its turn (generates stop_id) within max_new_tokens and the text before it, stripped of surrounding whitespace,
+ * equals the answer byte for byte (special tokens included, so a stray one is an error). answers (NULL or n
+ * slots) receive what the model said, stop token left out (free() each). */
+hone_status hone_eval_exact_match(hone_model *m, const hone_answer_options *o, const hone_task_item *items, size_t n,
+                                  hone_task_scores *scores, char **answers);
 
 #ifdef __cplusplus
 }

@@ -139,6 +139,24 @@ hone_status hone_merge_plan_write(const hone_merge_plan *p, const hone_merge_opt
  * the original did. Written like a merge (o->output_dir, sharding, out_dtype). */
 hone_status hone_expand(const char *model_dir, int num_layers, const hone_merge_options *o, hone_merge_summary *out);
 
+/* ---- MoE assembly: mergekit-moe configs → a Mixtral checkpoint (moe.c) ----
+ *
+ * A mergekit-moe config: base_model, experts [{source_model, positive_prompts, negative_prompts, residual_scale}],
+ * gate_mode (hidden | cheap_embed | random | uniform_random), dtype, experts_per_token, architecture (mixtral).
+ * The base and the experts must be Llama or Mistral models of one shape. The output is transformers' Mixtral layout:
+ * the base model's embeddings, attention, norms and head; expert e of layer i is the MLP of layer i of experts[e]
+ * (gate_proj → block_sparse_moe.experts.e.w1, down_proj → w2 (times residual_scale), up_proj → w3); the router
+ * block_sparse_moe.gate.weight [E, C] of layer i has expert e's gate vector as row e, computed as mergekit's
+ * get_gate_params: from the prompts' hidden states entering layer i in the base model (the last token, averaged
+ * over the prompts; negative prompts subtracted; unit L2 norm), from the prompts' summed token embeddings (the same
+ * for every layer), or random from o->seed (N(0, 1), or U(-1/sqrt(C), 1/sqrt(C))). Prompts are tokenized as the
+ * base tokenizer's BOS text followed by the prompt, without other special tokens. Written like a merge. */
+typedef struct hone_moe_config hone_moe_config;
+hone_status hone_moe_config_load(hone_moe_config **out, const char *path);
+hone_status hone_moe_config_parse(hone_moe_config **out, const char *text, size_t len, const char *name);
+void hone_moe_config_free(hone_moe_config *c);
+hone_status hone_moe_run(const hone_moe_config *c, const hone_merge_options *o, hone_merge_summary *out);
+
 /* "5GB" (10^9), "500MB", "2GiB" (2^30), "1.5G", "1000000" (bytes) → bytes; mergekit's "5B" (billion) too. */
 hone_status hone_merge_parse_size(const char *text, uint64_t *bytes);
 /* "float32"/"f32"/"F32", "float16"/"f16", "bfloat16"/"bf16" (a "torch." prefix is allowed) → F32/F16/BF16. */

@@ -73,6 +73,8 @@ hone_status hone_model_load(hone_model **out, const char *dir);
 /* A randomly initialised model (GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L)). */
 hone_status hone_model_create(hone_model **out, const hone_model_config *c, uint64_t seed);
 void hone_model_free(hone_model *m);
+/* Reads the weights of a model folder of the same shape (a checkpoint of m) into m's parameters. */
+hone_status hone_model_read_weights(hone_model *m, const char *dir);
 /* Writes DIR/config.json and DIR/model.safetensors (F32, Hugging Face names and layouts) atomically, and
  * copies tokenizer files from the folder the model was loaded from, when there are any. */
 hone_status hone_model_save(const hone_model *m, const char *dir);
@@ -103,6 +105,10 @@ hone_status hone_model_forward(hone_model *m, const int32_t *ids, int B, int T);
 hone_status hone_model_forward_positions(hone_model *m, const int32_t *ids, const int32_t *pos, int B, int T);
 /* Final hidden states of the last forward, [B*T, C]. */
 const float *hone_model_hidden(const hone_model *m);
+/* The residual stream entering layer `layer` in the last forward, [B*T, C] (layer 0: the embeddings; layer L: the
+ * last layer's output before the final norm; below L, transformers' hidden_states[layer]); NULL unless the model was
+ * prepared for training (otherwise the layers reuse two buffers) or when layer is outside [0, L]. (hidden.c) */
+const float *hone_model_layer_hidden(const hone_model *m, int layer);
 
 typedef struct {
     double sum_nll;  /* sum of -log p(target) over counted positions */

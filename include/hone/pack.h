@@ -29,6 +29,9 @@ typedef struct {
     int sample_packing;         /* 1: several samples per row (best-fit decreasing); 0: one per row, right-padded */
     hone_truncation truncation; /* a sample longer than sequence_len: dropped, or its tail cut */
     int32_t pad_id;             /* id of padding tokens (their labels are −100) */
+    int virtual_tokens;         /* prompt tuning: this many placeholder tokens (pad_id, label −100, positions
+                                   0..n−1) go before every sample and count in its length; 0 = none. Pass
+                                   hone_model_virtual_tokens(model). */
 } hone_pack_options;
 
 typedef struct {

@@ -12,8 +12,8 @@
  * what the model sees at inference. The trained part of turn i is the text between
  * render(messages[:i], add_generation_prompt = (turn i is an assistant turn)) and render(messages[:i+1]): the
  * turn's content and its end-of-turn marker, not the role header (for turns of other roles, which have no
- * generation prompt, the part starts where the message's content first appears in its turn). Text offsets become token positions by
- * tokenizing each boundary's prefix: a token that straddles a boundary counts as inside the trained part (as
+ * generation prompt, the part starts where the message's content first appears in its turn). Text offsets become
+ * token positions by tokenizing each boundary's prefix: a token that straddles a boundary counts as inside the trained part (as
  * transformers' char_to_token marks it). Trailing text after the turn's last special token (ChatML's "\n" after
  * <|im_end|>) is not trained.
  *
@@ -93,6 +93,11 @@ typedef struct {
 hone_status hone_render_file(const char *path, const hone_dataset_options *dopt, const hone_render_options *o,
                              hone_rendered_set *out);
 void hone_rendered_set_free(hone_rendered_set *set);
+/* The validation split (val_set_size), before packing: a fraction in (0, 1) (ceil of the fraction of set->n, the
+ * fraction read as the decimal written) or a whole count >= 1 of examples moves from set to *eval, chosen by a
+ * permutation drawn from the seed; both keep the examples' order, and their token counts are recounted. At least
+ * one example must stay for training. */
+hone_status hone_rendered_split(hone_rendered_set *set, double val_set_size, uint64_t seed, hone_rendered_set *eval);
 
 /* "turn" | "last" | "all" | "none"; anything else is an error listing them. */
 hone_status hone_train_eos_parse(const char *name, hone_train_eos *out);

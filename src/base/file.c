@@ -1,12 +1,14 @@
 /* File helpers: read, mmap, atomic write, directories. */
 #include "hone/base.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -199,4 +201,62 @@ hone_status hone_file_write_atomic(const char *path, const void *data, size_t n)
         return st;
     }
     return hone_atomic_commit(&af);
+}
+
+/* fsync of a file or folder by path (folders: their entries are durable once this returns). */
+static hone_status fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return hone_errorf(HONE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int failed = fsync(fd) != 0 && errno != EINVAL; /* some filesystems cannot fsync folders */
+    int e = errno;
+    close(fd);
+    return failed ? hone_errorf(HONE_ERR_IO, "%s: fsync failed: %s", path, strerror(e)) : HONE_OK;
+}
+
+hone_status hone_dir_remove(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? HONE_OK : hone_errorf(HONE_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return hone_errorf(HONE_ERR_IO, "%s: cannot open folder: %s", path, strerror(errno));
+        hone_status rc = HONE_OK;
+        for (struct dirent *e; rc == HONE_OK && (e = readdir(d));) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *child = hone_path_join(path, e->d_name);
+            rc = child ? hone_dir_remove(child) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+            free(child);
+        }
+        closedir(d);
+        HONE_TRY(rc);
+        if (rmdir(path) != 0) return hone_errorf(HONE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        return HONE_OK;
+    }
+    if (unlink(path) != 0) return hone_errorf(HONE_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    return HONE_OK;
+}
+
+hone_status hone_dir_commit(const char *tmp_dir, const char *final_dir) {
+    /* the files were written through hone_atomic_* (each fsynced); the folder's entries need their own fsync */
+    HONE_TRY(fsync_path(tmp_dir));
+    size_t n = strlen(final_dir) + 32;
+    char *aside = malloc(n);
+    if (!aside) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    snprintf(aside, n, "%s.old.%ld", final_dir, (long)getpid());
+    int had_old = hone_dir_exists(final_dir);
+    hone_status st = HONE_OK;
+    if (had_old && rename(final_dir, aside) != 0)
+        st = hone_errorf(HONE_ERR_IO, "%s: cannot move the old folder aside: %s", final_dir, strerror(errno));
+    if (st == HONE_OK && rename(tmp_dir, final_dir) != 0)
+        st = hone_errorf(HONE_ERR_IO, "%s: cannot rename into place: %s", final_dir, strerror(errno));
+    if (st == HONE_OK) fsync_parent_dir(final_dir);
+    if (st == HONE_OK && had_old) st = hone_dir_remove(aside);
+    free(aside);
+    return st;
+}
+
+double hone_peak_memory_mb(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
 }

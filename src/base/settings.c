@@ -19,6 +19,8 @@ typedef struct {
     char *text;    /* as given; LIST: the items joined with ',' */
     char **items;  /* LIST only */
     size_t n_items;
+    hone_settings_record *records; /* RECORDS only; the strings are owned */
+    size_t n_records;
     union {
         int64_t i;
         double f;
@@ -31,6 +33,7 @@ struct hone_settings {
     size_t n_specs;
     value *given;    /* from the file or the command line */
     value *defaults; /* parsed from the table */
+    char *config_path; /* the --config file, for errors about RECORDS fields; NULL when none */
 };
 
 /* One flag from argv, checked but not yet applied: flags are applied after the file whatever their order. */
@@ -45,6 +48,16 @@ static void value_free(value *v) {
     free(v->text);
     for (size_t i = 0; i < v->n_items; i++) free(v->items[i]);
     free(v->items);
+    for (size_t i = 0; i < v->n_records; i++) {
+        hone_settings_record *r = &v->records[i];
+        free((char *)r->scalar);
+        for (size_t j = 0; j < r->n_fields; j++) {
+            free((char *)r->fields[j].name);
+            free((char *)r->fields[j].value);
+        }
+        free((hone_settings_field *)r->fields);
+    }
+    free(v->records);
     memset(v, 0, sizeof *v);
 }
 
@@ -54,7 +67,8 @@ static const char *type_metavar(hone_key_type type) {
     case HONE_KEY_INT: return "INT";
     case HONE_KEY_FLOAT: return "FLOAT";
     case HONE_KEY_BOOL: return "[BOOL]";
-    case HONE_KEY_LIST: return "LIST";
+    case HONE_KEY_LIST:
+    case HONE_KEY_RECORDS: return "LIST";
     }
     return "?";
 }
@@ -203,11 +217,55 @@ static hone_status split_list(const char *text, value *v) {
     return st;
 }
 
+/* A RECORDS value as JSON: plain items as strings, mappings as objects of strings. */
+static json_t *records_json(const value *v) {
+    json_t *array = json_array();
+    for (size_t i = 0; array && i < v->n_records; i++) {
+        const hone_settings_record *r = &v->records[i];
+        json_t *item = r->scalar ? json_string_nocheck(r->scalar) : json_object();
+        for (size_t j = 0; item && !r->scalar && j < r->n_fields; j++)
+            if (json_object_set_new_nocheck(item, r->fields[j].name, json_string_nocheck(r->fields[j].value)) != 0) {
+                json_decref(item);
+                item = NULL;
+            }
+        if (!item || json_array_append_new(array, item) != 0) {
+            json_decref(array);
+            array = NULL;
+        }
+    }
+    return array;
+}
+
+/* Once the records are in place: the text (their JSON) and present. */
+static hone_status records_finish(value *v) {
+    json_t *array = records_json(v);
+    v->text = array ? json_dumps(array, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(array);
+    if (!v->text) return out_of_memory();
+    v->present = 1;
+    return HONE_OK;
+}
+
+/* "a.json, b.json" -> two plain records (at `line` of the file, 0 on the command line). */
+static hone_status records_from_list(const char *text, int line, value *v) {
+    value list = {0};
+    hone_status st = split_list(text, &list);
+    if (st == HONE_OK && !(v->records = calloc(list.n_items, sizeof *v->records))) st = out_of_memory();
+    for (size_t i = 0; st == HONE_OK && i < list.n_items; i++) {
+        v->records[i] = (hone_settings_record){.scalar = list.items[i], .line = line};
+        list.items[i] = NULL;
+        v->n_records++;
+    }
+    value_free(&list);
+    return st == HONE_OK ? records_finish(v) : st;
+}
+
 /* Parses `text` as a value of `type` into `v` (which the caller frees, also on error). The message of an
  * error says what is wrong with the value; the caller adds where it came from. */
 static hone_status parse_value(hone_key_type type, const char *text, value *v) {
     if (!*text) return hone_errorf(HONE_ERR_INVALID, "empty value");
     if (type == HONE_KEY_LIST) return split_list(text, v);
+    if (type == HONE_KEY_RECORDS) return records_from_list(text, 0, v);
     v->text = strdup(text);
     if (!v->text) return out_of_memory();
     v->present = 1;
@@ -312,21 +370,118 @@ static hone_status read_sequence(yaml_reader *r, const char *key, int line, valu
     return st;
 }
 
+/* The fields of mapping item `index` (1-based) of `key`, whose start event is already consumed. */
+static hone_status read_record_fields(yaml_reader *r, const char *key, size_t index, hone_settings_record *rec) {
+    hone_settings_field *fields = NULL;
+    size_t cap = 0;
+    for (;;) {
+        yaml_event_t kev, vev;
+        HONE_TRY(next_event(r, &kev));
+        if (kev.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&kev);
+            return HONE_OK;
+        }
+        const int line = line_of(&kev);
+        if (kev.type != YAML_SCALAR_EVENT) {
+            yaml_event_delete(&kev);
+            return hone_errorf(HONE_ERR_INVALID, "%s:%d: %s item %zu: keys must be plain names", r->path, line, key,
+                               index);
+        }
+        char *name = strdup(scalar_text(&kev));
+        yaml_event_delete(&kev);
+        if (!name) return out_of_memory();
+        hone_status st = next_event(r, &vev);
+        if (st != HONE_OK) {
+            free(name);
+            return st;
+        }
+        for (size_t j = 0; j < rec->n_fields && vev.type == YAML_SCALAR_EVENT; j++)
+            if (!strcmp(rec->fields[j].name, name))
+                st = hone_errorf(HONE_ERR_INVALID, "%s:%d: %s item %zu: duplicate key '%s' (first given on line %d)",
+                                 r->path, line, key, index, name, rec->fields[j].line);
+        if (st == HONE_OK && vev.type != YAML_SCALAR_EVENT)
+            st = hone_errorf(HONE_ERR_INVALID, "%s:%d: %s item %zu: %s: expected a single value, got a %s", r->path,
+                             line, key, index, name, vev.type == YAML_SEQUENCE_START_EVENT ? "list" : "mapping");
+        if (st == HONE_OK && !is_null_scalar(&vev)) {
+            if (rec->n_fields == cap) {
+                cap = cap ? 2 * cap : 8;
+                hone_settings_field *grown = realloc(fields, cap * sizeof *grown);
+                if (!grown) st = out_of_memory();
+                else rec->fields = fields = grown;
+            }
+            char *text = st == HONE_OK ? strdup(scalar_text(&vev)) : NULL;
+            if (text) {
+                fields[rec->n_fields++] = (hone_settings_field){.name = name, .value = text, .line = line};
+                name = NULL;
+            } else if (st == HONE_OK) {
+                st = out_of_memory();
+            }
+        }
+        free(name);
+        yaml_event_delete(&vev);
+        HONE_TRY(st);
+    }
+}
+
+/* The items of a RECORDS sequence, whose start event is already consumed: plain values or flat mappings. Errors
+ * carry their own FILE:LINE. */
+static hone_status read_records(yaml_reader *r, const char *key, value *v) {
+    size_t cap = 0;
+    for (;;) {
+        yaml_event_t ev;
+        HONE_TRY(next_event(r, &ev));
+        if (ev.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&ev);
+            return records_finish(v);
+        }
+        hone_status st = HONE_OK;
+        if (v->n_records == cap) {
+            cap = cap ? 2 * cap : 8;
+            hone_settings_record *grown = realloc(v->records, cap * sizeof *grown);
+            if (!grown) st = out_of_memory();
+            else v->records = grown;
+        }
+        if (st == HONE_OK) {
+            hone_settings_record *rec = &v->records[v->n_records++];
+            *rec = (hone_settings_record){.line = line_of(&ev)};
+            if (ev.type == YAML_MAPPING_START_EVENT)
+                st = read_record_fields(r, key, v->n_records, rec);
+            else if (ev.type != YAML_SCALAR_EVENT)
+                st = hone_errorf(HONE_ERR_INVALID, "%s:%d: %s item %zu: expected a value or a mapping, got a list",
+                                 r->path, rec->line, key, v->n_records);
+            else if (is_null_scalar(&ev))
+                st = hone_errorf(HONE_ERR_INVALID, "%s:%d: %s item %zu is empty", r->path, rec->line, key,
+                                 v->n_records);
+            else if (!(rec->scalar = strdup(scalar_text(&ev))))
+                st = out_of_memory();
+        }
+        yaml_event_delete(&ev);
+        HONE_TRY(st);
+    }
+}
+
 /* Reads the value of `spec` (the next event) into `v`. */
 static hone_status read_value(yaml_reader *r, const hone_key_spec *spec, value *v) {
     yaml_event_t ev;
     HONE_TRY(next_event(r, &ev));
     int line = line_of(&ev);
     hone_status st = HONE_OK;
-    if (ev.type == YAML_SCALAR_EVENT) {
+    if (ev.type == YAML_SCALAR_EVENT && spec->type == HONE_KEY_RECORDS) {
+        if (!is_null_scalar(&ev)) st = records_from_list(scalar_text(&ev), line, v);
+    } else if (ev.type == YAML_SCALAR_EVENT) {
         if (!is_null_scalar(&ev)) st = parse_value(spec->type, scalar_text(&ev), v);
+    } else if (ev.type == YAML_SEQUENCE_START_EVENT && spec->type == HONE_KEY_RECORDS) {
+        yaml_event_delete(&ev);
+        return read_records(r, spec->name, v);
     } else if (ev.type == YAML_SEQUENCE_START_EVENT && spec->type == HONE_KEY_LIST) {
         st = read_sequence(r, spec->name, line, v);
     } else if (ev.type == YAML_SEQUENCE_START_EVENT) {
         st = hone_errorf(HONE_ERR_INVALID, "expected a single value, got a list");
     } else {
         st = hone_errorf(HONE_ERR_INVALID, "expected %s, got a mapping",
-                         spec->type == HONE_KEY_LIST ? "a list of values" : "a single value");
+                         spec->type == HONE_KEY_RECORDS ? "a list (of values or mappings)"
+                         : spec->type == HONE_KEY_LIST  ? "a list of values"
+                                                        : "a single value");
     }
     yaml_event_delete(&ev);
     return value_error(r, line, spec->name, st);
@@ -488,7 +643,7 @@ static void check_specs(const hone_key_spec *specs, size_t n_specs) {
     for (size_t i = 0; i < n_specs; i++) {
         HONE_ASSERT(specs[i].name && specs[i].name[0] && !strchr(specs[i].name, '-'));
         HONE_ASSERT(strcmp(specs[i].name, "config") != 0);
-        HONE_ASSERT(specs[i].type >= HONE_KEY_STRING && specs[i].type <= HONE_KEY_LIST);
+        HONE_ASSERT(specs[i].type >= HONE_KEY_STRING && specs[i].type <= HONE_KEY_RECORDS);
         HONE_ASSERT(find_key(specs, i, specs[i].name) < 0);
     }
 }
@@ -509,6 +664,7 @@ static hone_status parse_all(hone_settings *s, int argc, char **argv, assignment
     HONE_TRY(parse_defaults(s));
     const char *config_path;
     HONE_TRY(parse_args(s, argc, argv, flags, n_flags, &config_path));
+    if (config_path && !(s->config_path = strdup(config_path))) return out_of_memory();
     if (config_path) HONE_TRY(load_yaml(s, config_path));
     for (size_t i = 0; i < *n_flags; i++) {
         value_free(&s->given[flags[i].key]);
@@ -555,6 +711,7 @@ void hone_settings_free(hone_settings *s) {
     }
     free(s->given);
     free(s->defaults);
+    free(s->config_path);
     free(s);
 }
 
@@ -604,6 +761,72 @@ size_t hone_settings_list(const hone_settings *s, const char *key, const char *c
     return v ? v->n_items : 0;
 }
 
+const char *hone_settings_config_path(const hone_settings *s) { return s->config_path; }
+
+size_t hone_settings_records(const hone_settings *s, const char *key, const hone_settings_record **items) {
+    size_t k = key_index(s, key);
+    HONE_ASSERT(s->specs[k].type == HONE_KEY_RECORDS);
+    const value *v = current(s, k);
+    *items = v ? v->records : NULL;
+    return v ? v->n_records : 0;
+}
+
+hone_status hone_settings_check_record(const hone_settings *s, const char *key, size_t index,
+                                       const hone_key_spec *specs, size_t n_specs) {
+    const hone_settings_record *items;
+    HONE_ASSERT(index < hone_settings_records(s, key, &items));
+    const hone_settings_record *rec = &items[index];
+    for (size_t i = 0; i < rec->n_fields; i++) {
+        const hone_settings_field *f = &rec->fields[i];
+        long k = find_key(specs, n_specs, f->name);
+        if (k < 0) {
+            const char *hint = closest_key(specs, n_specs, f->name, NULL);
+            if (hint)
+                return hone_errorf(HONE_ERR_INVALID, "%s:%d: %s item %zu: unknown key '%s' (did you mean '%s'?)",
+                                   s->config_path, f->line, key, index + 1, f->name, hint);
+            return hone_errorf(HONE_ERR_INVALID, "%s:%d: %s item %zu: unknown key '%s' (see --help for the keys)",
+                               s->config_path, f->line, key, index + 1, f->name);
+        }
+        value parsed = {0};
+        hone_status st = parse_value(specs[k].type, f->value, &parsed);
+        value_free(&parsed);
+        if (st == HONE_ERR_INVALID)
+            return hone_error_context(st, "%s:%d: %s item %zu: %s", s->config_path, f->line, key, index + 1, f->name);
+        HONE_TRY(st);
+    }
+    return HONE_OK;
+}
+
+const char *hone_settings_record_str(const hone_settings_record *r, const char *name) {
+    for (size_t i = 0; i < r->n_fields; i++)
+        if (!strcmp(r->fields[i].name, name)) return r->fields[i].value;
+    return NULL;
+}
+
+int64_t hone_settings_record_int(const hone_settings_record *r, const char *name, int64_t fallback) {
+    const char *text = hone_settings_record_str(r, name);
+    if (!text) return fallback;
+    int64_t x = 0;
+    HONE_ASSERT(parse_int(text, &x) == HONE_OK);
+    return x;
+}
+
+double hone_settings_record_float(const hone_settings_record *r, const char *name, double fallback) {
+    const char *text = hone_settings_record_str(r, name);
+    if (!text) return fallback;
+    double x = 0;
+    HONE_ASSERT(parse_float(text, &x) == HONE_OK);
+    return x;
+}
+
+int hone_settings_record_bool(const hone_settings_record *r, const char *name, int fallback) {
+    const char *text = hone_settings_record_str(r, name);
+    if (!text) return fallback;
+    int x = 0;
+    HONE_ASSERT(parse_bool(text, &x) == HONE_OK);
+    return x;
+}
+
 hone_status hone_settings_require(const hone_settings *s, const char *key) {
     if (current(s, key_index(s, key))) return HONE_OK;
     char *flag = flag_spelling(key);
@@ -630,6 +853,7 @@ static json_t *value_to_json(hone_key_type type, const value *v) {
     case HONE_KEY_INT: return json_integer((json_int_t)v->num.i);
     case HONE_KEY_FLOAT: return json_real(v->num.f);
     case HONE_KEY_BOOL: return json_boolean(v->num.b);
+    case HONE_KEY_RECORDS: return records_json(v);
     case HONE_KEY_LIST: {
         json_t *array = json_array();
         for (size_t i = 0; array && i < v->n_items; i++)

@@ -97,20 +97,30 @@ static size_t room_pop(room_index *ri, int room) {
     return ri->rows[room][--ri->n_rows[room]];
 }
 
-/* Writes sample s (its first len tokens) into row r at column c: ids, positions 0.., shifted targets. */
-static void place(hone_packed *p, const hone_sequence *s, int len, size_t r, int c) {
+/* Token t of a sample as packed: nv placeholders (o->pad_id, label -100) for prompt tuning's virtual tokens, then
+ * the sample's own tokens. */
+static int32_t token_id(const hone_sequence *s, const hone_pack_options *o, int t) {
+    return t < o->virtual_tokens ? o->pad_id : s->input_ids[t - o->virtual_tokens];
+}
+static int32_t token_label(const hone_sequence *s, const hone_pack_options *o, int t) {
+    return t < o->virtual_tokens ? IGNORE_INDEX : s->labels[t - o->virtual_tokens];
+}
+
+/* Writes sample s (its first len tokens, placeholders included) into row r at column c: ids, positions 0..,
+ * shifted targets. */
+static void place(hone_packed *p, const hone_sequence *s, const hone_pack_options *o, int len, size_t r, int c) {
     const size_t base = r * (size_t)p->row_len + (size_t)c;
     for (int t = 0; t < len; t++) {
-        p->ids[base + t] = s->input_ids[t];
+        p->ids[base + t] = token_id(s, o, t);
         p->pos[base + t] = t;
-        p->labels[base + t] = t + 1 < len ? s->labels[t + 1] : IGNORE_INDEX;
+        p->labels[base + t] = t + 1 < len ? token_label(s, o, t + 1) : IGNORE_INDEX;
     }
     p->used[r] = c + len;
 }
 
-static int trains_something(const hone_sequence *s, int len) {
+static int trains_something(const hone_sequence *s, const hone_pack_options *o, int len) {
     for (int t = 1; t < len; t++)
-        if (s->labels[t] != IGNORE_INDEX) return 1;
+        if (token_label(s, o, t) != IGNORE_INDEX) return 1;
     return 0;
 }
 
@@ -118,19 +128,23 @@ hone_status hone_pack(const hone_sequence *seqs, size_t n, const hone_pack_optio
     memset(out, 0, sizeof *out);
     const int L = o->sequence_len;
     if (L < 2) return hone_errorf(HONE_ERR_INVALID, "sequence_len must be at least 2 (got %d)", L);
+    if (o->virtual_tokens < 0 || o->virtual_tokens >= L)
+        return hone_errorf(HONE_ERR_INVALID, "%d virtual tokens leave no room in sequence_len %d", o->virtual_tokens,
+                           L);
     sample_ref *refs = malloc((n ? n : 1) * sizeof *refs);
     if (!refs) return hone_errorf(HONE_ERR_NOMEM, "out of memory packing %zu samples", n);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        int len = seqs[i].n > (size_t)L ? L : (int)seqs[i].n;
-        if (seqs[i].n > (size_t)L) {
+        const size_t full = seqs[i].n + (size_t)o->virtual_tokens;
+        int len = full > (size_t)L ? L : (int)full;
+        if (full > (size_t)L) {
             if (o->truncation == HONE_TRUNCATE_DROP) {
                 out->n_dropped++;
                 continue;
             }
             out->n_truncated++;
         }
-        if (!trains_something(&seqs[i], len)) {
+        if (!trains_something(&seqs[i], o, len)) {
             out->n_empty++;
             continue;
         }
@@ -171,7 +185,7 @@ hone_status hone_pack(const hone_sequence *seqs, size_t n, const hone_pack_optio
         /* padding continues the positions of the row's last sample, so it stays a valid (ignored) tail */
         for (size_t i = 0; i < n; i++) out->sample_at[i] = -1;
         for (size_t k = 0; k < m; k++) {
-            place(out, &seqs[refs[k].index], refs[k].len, row_of[k], col_of[k]);
+            place(out, &seqs[refs[k].index], o, refs[k].len, row_of[k], col_of[k]);
             out->sample_at[refs[k].index] = (int64_t)(row_of[k] * (size_t)L) + col_of[k];
         }
         for (size_t r = 0; r < rows; r++) {

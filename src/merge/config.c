@@ -131,31 +131,21 @@ void hone_merge_config_free(hone_merge_config *c) {
 
 /* ---- YAML ---- */
 
-typedef struct {
-    yaml_document_t doc;
-    const char *path;
-} reader;
-
-static int line_of(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
-static yaml_node_t *node_at(reader *r, int index) { return yaml_document_get_node(&r->doc, index); }
-static const char *text_of(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
-
-static hone_status syntax(const reader *r, const yaml_node_t *n, const char *where, const char *msg) {
-    return hone_errorf(HONE_ERR_INVALID, "%s:%d: %s: %s", r->path, line_of(n), where, msg);
+hone_status merge_yaml_error(const merge_yaml *r, const yaml_node_t *n, const char *where, const char *msg) {
+    return hone_errorf(HONE_ERR_INVALID, "%s:%d: %s: %s", r->path, merge_yaml_line(n), where, msg);
 }
 
-static int is_null(const yaml_node_t *n) {
+int merge_yaml_is_null(const yaml_node_t *n) {
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
-    const char *t = text_of(n);
+    const char *t = merge_yaml_text(n);
     return !*t || !strcmp(t, "~") || !strcmp(t, "null") || !strcmp(t, "Null") || !strcmp(t, "NULL");
 }
 
-/* A number: YAML 1.1 booleans (as PyYAML reads them) are 1 and 0; other text must be a finite number. */
-static int scalar_number(const yaml_node_t *n, double *out) {
+int merge_yaml_number(const yaml_node_t *n, double *out) {
     static const char *const truths[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
     static const char *const lies[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
     if (n->type != YAML_SCALAR_NODE) return 0;
-    const char *t = text_of(n);
+    const char *t = merge_yaml_text(n);
     for (size_t i = 0; n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && i < sizeof truths / sizeof *truths; i++) {
         if (!strcmp(t, truths[i])) return *out = 1, 1;
         if (!strcmp(t, lies[i])) return *out = 0, 1;
@@ -165,38 +155,35 @@ static int scalar_number(const yaml_node_t *n, double *out) {
     return *t && !*end && isfinite(*out);
 }
 
-static hone_status read_string(reader *r, const yaml_node_t *n, const char *where, char **out) {
-    if (n->type != YAML_SCALAR_NODE || is_null(n)) return syntax(r, n, where, "expected a text value");
+hone_status merge_yaml_string(merge_yaml *r, const yaml_node_t *n, const char *where, char **out) {
+    if (n->type != YAML_SCALAR_NODE || merge_yaml_is_null(n))
+        return merge_yaml_error(r, n, where, "expected a text value");
     free(*out);
-    *out = strdup(text_of(n));
+    *out = strdup(merge_yaml_text(n));
     return *out ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "out of memory");
 }
 
-/* A model reference: a folder path. mergekit's mapping form ({model: {path, revision}, lora: ...}) names
- * remote models and LoRA adapters, which hone does not fetch or apply. */
-static hone_status read_model(reader *r, const yaml_node_t *n, const char *where, char **out) {
+hone_status merge_yaml_model(merge_yaml *r, const yaml_node_t *n, const char *where, char **out) {
     if (n->type == YAML_MAPPING_NODE)
-        return syntax(r, n, where,
-                      "model references given as mappings (path/revision/lora) are not supported; give the path of "
-                      "a local model folder");
-    HONE_TRY(read_string(r, n, where, out));
-    if (!**out) return syntax(r, n, where, "the model path is empty");
+        return merge_yaml_error(
+            r, n, where,
+            "model references given as mappings (path/revision/lora) are not supported; give the path of "
+            "a local model folder");
+    HONE_TRY(merge_yaml_string(r, n, where, out));
+    if (!**out) return merge_yaml_error(r, n, where, "the model path is empty");
     return HONE_OK;
 }
 
-/* Calls visit(key, value) for each pair of a mapping after checking that keys are known (did-you-mean) and
- * unique. `known` is NULL-terminated. */
-typedef hone_status (*pair_visitor)(reader *r, const char *key, yaml_node_t *value, void *ctx);
-
-static hone_status read_mapping(reader *r, yaml_node_t *n, const char *where, const char *const *known,
-                                pair_visitor visit, void *ctx) {
-    if (n->type != YAML_MAPPING_NODE) return syntax(r, n, where, "expected a mapping of 'key: value' entries");
+hone_status merge_yaml_mapping(merge_yaml *r, yaml_node_t *n, const char *where, const char *const *known,
+                               merge_yaml_visitor visit, void *ctx) {
+    if (n->type != YAML_MAPPING_NODE)
+        return merge_yaml_error(r, n, where, "expected a mapping of 'key: value' entries");
     size_t n_known = 0;
     while (known[n_known]) n_known++;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node_at(r, p->key), *v = node_at(r, p->value);
-        if (k->type != YAML_SCALAR_NODE) return syntax(r, k, where, "keys must be plain names");
-        const char *key = text_of(k);
+        yaml_node_t *k = merge_yaml_node(r, p->key), *v = merge_yaml_node(r, p->value);
+        if (k->type != YAML_SCALAR_NODE) return merge_yaml_error(r, k, where, "keys must be plain names");
+        const char *key = merge_yaml_text(k);
         size_t i = 0;
         while (i < n_known && strcmp(known[i], key)) i++;
         if (i == n_known) {
@@ -210,40 +197,41 @@ static hone_status read_mapping(reader *r, yaml_node_t *n, const char *where, co
                     len += snprintf(msg + len, sizeof msg - (size_t)len, " %s", known[j]);
                 if (len < (int)sizeof msg) snprintf(msg + len, sizeof msg - (size_t)len, ")");
             }
-            return syntax(r, k, where, msg);
+            return merge_yaml_error(r, k, where, msg);
         }
         for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++)
-            if (!strcmp(text_of(node_at(r, q->key)), key)) {
+            if (!strcmp(merge_yaml_text(merge_yaml_node(r, q->key)), key)) {
                 char msg[256];
                 snprintf(msg, sizeof msg, "duplicate key '%s'", key);
-                return syntax(r, k, where, msg);
+                return merge_yaml_error(r, k, where, msg);
             }
         HONE_TRY(visit(r, key, v, ctx));
     }
     return HONE_OK;
 }
 
-static hone_status read_gradient(reader *r, yaml_node_t *n, const char *where, merge_setting *s) {
+static hone_status read_gradient(merge_yaml *r, yaml_node_t *n, const char *where, merge_setting *s) {
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (count == 0) return syntax(r, n, where, "a gradient needs at least one value");
+    if (count == 0) return merge_yaml_error(r, n, where, "a gradient needs at least one value");
     s->kind = MERGE_SETTING_GRADIENT;
     s->values = malloc(count * sizeof *s->values);
     if (!s->values) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
-        yaml_node_t *item = node_at(r, n->data.sequence.items.start[i]);
-        if (!scalar_number(item, &s->values[i])) return syntax(r, item, where, "gradient values must be numbers");
+        yaml_node_t *item = merge_yaml_node(r, n->data.sequence.items.start[i]);
+        if (!merge_yaml_number(item, &s->values[i]))
+            return merge_yaml_error(r, item, where, "gradient values must be numbers");
         s->n_values++;
     }
     return HONE_OK;
 }
 
 /* A number or a gradient (the value of a filter entry). */
-static hone_status read_value(reader *r, yaml_node_t *n, const char *where, merge_setting *s) {
-    s->line = line_of(n);
+static hone_status read_value(merge_yaml *r, yaml_node_t *n, const char *where, merge_setting *s) {
+    s->line = merge_yaml_line(n);
     if (n->type == YAML_SEQUENCE_NODE) return read_gradient(r, n, where, s);
     s->kind = MERGE_SETTING_SCALAR;
-    if (!scalar_number(n, &s->scalar))
-        return syntax(r, n, where, "expected a number or a list of numbers (a gradient)");
+    if (!merge_yaml_number(n, &s->scalar))
+        return merge_yaml_error(r, n, where, "expected a number or a list of numbers (a gradient)");
     return HONE_OK;
 }
 
@@ -252,11 +240,11 @@ typedef struct {
     int has_value;
 } condition_ctx;
 
-static hone_status visit_condition(reader *r, const char *key, yaml_node_t *v, void *ctx) {
+static hone_status visit_condition(merge_yaml *r, const char *key, yaml_node_t *v, void *ctx) {
     condition_ctx *c = ctx;
     if (!strcmp(key, "filter")) {
-        if (is_null(v)) return HONE_OK;
-        HONE_TRY(read_string(r, v, "filter", &c->cond->filter));
+        if (merge_yaml_is_null(v)) return HONE_OK;
+        HONE_TRY(merge_yaml_string(r, v, "filter", &c->cond->filter));
         if (!strcmp(c->cond->filter, "*")) {
             free(c->cond->filter);
             c->cond->filter = NULL;
@@ -267,38 +255,38 @@ static hone_status visit_condition(reader *r, const char *key, yaml_node_t *v, v
     return read_value(r, v, "value", &c->cond->value);
 }
 
-static hone_status read_condition(reader *r, yaml_node_t *n, const char *where, merge_condition *cond) {
+static hone_status read_condition(merge_yaml *r, yaml_node_t *n, const char *where, merge_condition *cond) {
     static const char *const keys[] = {"filter", "value", NULL};
     condition_ctx ctx = {cond, 0};
-    HONE_TRY(read_mapping(r, n, where, keys, visit_condition, &ctx));
-    if (!ctx.has_value) return syntax(r, n, where, "a filter entry needs a 'value'");
+    HONE_TRY(merge_yaml_mapping(r, n, where, keys, visit_condition, &ctx));
+    if (!ctx.has_value) return merge_yaml_error(r, n, where, "a filter entry needs a 'value'");
     return HONE_OK;
 }
 
 /* A setting: number, gradient, {filter, value}, or a list of {filter, value}. */
-static hone_status read_setting(reader *r, yaml_node_t *n, const char *where, merge_setting *s) {
-    s->line = line_of(n);
+static hone_status read_setting(merge_yaml *r, yaml_node_t *n, const char *where, merge_setting *s) {
+    s->line = merge_yaml_line(n);
     int is_filter_list = n->type == YAML_MAPPING_NODE;
     size_t count = 1;
     if (n->type == YAML_SEQUENCE_NODE) {
         count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-        is_filter_list = count > 0 && node_at(r, n->data.sequence.items.start[0])->type == YAML_MAPPING_NODE;
+        is_filter_list = count > 0 && merge_yaml_node(r, n->data.sequence.items.start[0])->type == YAML_MAPPING_NODE;
     }
     if (!is_filter_list) return read_value(r, n, where, s);
     s->kind = MERGE_SETTING_FILTERS;
     s->conds = calloc(count, sizeof *s->conds);
     if (!s->conds) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
-        yaml_node_t *item = n->type == YAML_MAPPING_NODE ? n : node_at(r, n->data.sequence.items.start[i]);
+        yaml_node_t *item = n->type == YAML_MAPPING_NODE ? n : merge_yaml_node(r, n->data.sequence.items.start[i]);
         if (item->type != YAML_MAPPING_NODE)
-            return syntax(r, item, where, "a filter list holds only {filter, value} entries");
+            return merge_yaml_error(r, item, where, "a filter list holds only {filter, value} entries");
         s->n_conds++;
         HONE_TRY(read_condition(r, item, where, &s->conds[i]));
     }
     return HONE_OK;
 }
 
-static hone_status visit_param(reader *r, const char *key, yaml_node_t *v, void *ctx) {
+static hone_status visit_param(merge_yaml *r, const char *key, yaml_node_t *v, void *ctx) {
     merge_params *p = ctx;
     merge_param *item = &p->items[p->n++];
     if (!(item->name = strdup(key))) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
@@ -306,121 +294,124 @@ static hone_status visit_param(reader *r, const char *key, yaml_node_t *v, void 
 }
 
 /* Parameter names are checked against the method later (the method may come after them in the file). */
-static hone_status read_params(reader *r, yaml_node_t *n, merge_params *p) {
+static hone_status read_params(merge_yaml *r, yaml_node_t *n, merge_params *p) {
     static const char *const any[] = {"int8_mask", "normalize", "rescale", "lambda",  "t",     "filter_wise",
                                       "weight",    "density",   "gamma",   "epsilon", "scale", NULL};
-    if (is_null(n)) return HONE_OK;
-    if (n->type != YAML_MAPPING_NODE) return syntax(r, n, "parameters", "expected a mapping of names to values");
+    if (merge_yaml_is_null(n)) return HONE_OK;
+    if (n->type != YAML_MAPPING_NODE)
+        return merge_yaml_error(r, n, "parameters", "expected a mapping of names to values");
     p->items = calloc((size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start) + 1, sizeof *p->items);
     if (!p->items) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    return read_mapping(r, n, "parameters", any, visit_param, p);
+    return merge_yaml_mapping(r, n, "parameters", any, visit_param, p);
 }
 
-static hone_status visit_source(reader *r, const char *key, yaml_node_t *v, void *ctx) {
+static hone_status visit_source(merge_yaml *r, const char *key, yaml_node_t *v, void *ctx) {
     merge_source *s = ctx;
-    if (!strcmp(key, "model")) return read_model(r, v, "model", &s->model);
+    if (!strcmp(key, "model")) return merge_yaml_model(r, v, "model", &s->model);
     if (!strcmp(key, "parameters")) return read_params(r, v, &s->params);
     /* layer_range */
     if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top - v->data.sequence.items.start != 2)
-        return syntax(r, v, "layer_range", "expected [first, end] (two layer indices)");
+        return merge_yaml_error(r, v, "layer_range", "expected [first, end] (two layer indices)");
     for (int i = 0; i < 2; i++) {
         double x;
-        yaml_node_t *item = node_at(r, v->data.sequence.items.start[i]);
-        if (!scalar_number(item, &x) || x != floor(x) || x < 0 || x > 1e6)
-            return syntax(r, item, "layer_range", "layer indices are non-negative integers");
+        yaml_node_t *item = merge_yaml_node(r, v->data.sequence.items.start[i]);
+        if (!merge_yaml_number(item, &x) || x != floor(x) || x < 0 || x > 1e6)
+            return merge_yaml_error(r, item, "layer_range", "layer indices are non-negative integers");
         s->layer_range[i] = (int)x;
     }
     if (s->layer_range[0] >= s->layer_range[1])
-        return syntax(r, v, "layer_range", "[first, end] must have first < end (end is exclusive)");
+        return merge_yaml_error(r, v, "layer_range", "[first, end] must have first < end (end is exclusive)");
     s->has_range = 1;
     return HONE_OK;
 }
 
-static hone_status read_source(reader *r, yaml_node_t *n, merge_source *s, int in_slice) {
+static hone_status read_source(merge_yaml *r, yaml_node_t *n, merge_source *s, int in_slice) {
     static const char *const model_keys[] = {"model", "parameters", NULL};
     static const char *const source_keys[] = {"model", "layer_range", "parameters", NULL};
-    s->line = line_of(n);
-    HONE_TRY(read_mapping(r, n, in_slice ? "sources" : "models", in_slice ? source_keys : model_keys, visit_source, s));
-    if (!s->model) return syntax(r, n, in_slice ? "sources" : "models", "an entry needs 'model'");
-    if (in_slice && !s->has_range) return syntax(r, n, "sources", "a slice source needs 'layer_range'");
+    s->line = merge_yaml_line(n);
+    HONE_TRY(merge_yaml_mapping(r, n, in_slice ? "sources" : "models", in_slice ? source_keys : model_keys,
+                                visit_source, s));
+    if (!s->model) return merge_yaml_error(r, n, in_slice ? "sources" : "models", "an entry needs 'model'");
+    if (in_slice && !s->has_range) return merge_yaml_error(r, n, "sources", "a slice source needs 'layer_range'");
     return HONE_OK;
 }
 
-/* A sequence of mappings read by `each` into an array of `size`-byte elements. */
-static hone_status read_list(reader *r, yaml_node_t *n, const char *where, size_t size, void **items, size_t *count,
-                             hone_status (*each)(reader *, yaml_node_t *, void *, int), int flag) {
+hone_status merge_yaml_list(merge_yaml *r, yaml_node_t *n, const char *where, size_t size, void **items, size_t *count,
+                            hone_status (*each)(merge_yaml *, yaml_node_t *, void *, int), int flag) {
     if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start)
-        return syntax(r, n, where, "expected a non-empty list");
+        return merge_yaml_error(r, n, where, "expected a non-empty list");
     size_t k = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     *items = calloc(k, size);
     if (!*items) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < k; i++) {
         (*count)++;
-        HONE_TRY(each(r, node_at(r, n->data.sequence.items.start[i]), (char *)*items + i * size, flag));
+        HONE_TRY(each(r, merge_yaml_node(r, n->data.sequence.items.start[i]), (char *)*items + i * size, flag));
     }
     return HONE_OK;
 }
 
-static hone_status each_source(reader *r, yaml_node_t *n, void *item, int in_slice) {
+static hone_status each_source(merge_yaml *r, yaml_node_t *n, void *item, int in_slice) {
     return read_source(r, n, item, in_slice);
 }
 
-static hone_status visit_slice(reader *r, const char *key, yaml_node_t *v, void *ctx) {
+static hone_status visit_slice(merge_yaml *r, const char *key, yaml_node_t *v, void *ctx) {
     merge_slice *s = ctx;
     if (!strcmp(key, "sources"))
-        return read_list(r, v, "sources", sizeof *s->sources, (void **)&s->sources, &s->n_sources, each_source, 1);
-    if (!strcmp(key, "base_model")) return is_null(v) ? HONE_OK : read_model(r, v, "base_model", &s->base_model);
+        return merge_yaml_list(r, v, "sources", sizeof *s->sources, (void **)&s->sources, &s->n_sources, each_source,
+                               1);
+    if (!strcmp(key, "base_model"))
+        return merge_yaml_is_null(v) ? HONE_OK : merge_yaml_model(r, v, "base_model", &s->base_model);
     if (!strcmp(key, "parameters")) return read_params(r, v, &s->params);
-    return syntax(r, v, "residual_weight", "mergekit never reads residual_weight; remove it");
+    return merge_yaml_error(r, v, "residual_weight", "mergekit never reads residual_weight; remove it");
 }
 
-static hone_status each_slice(reader *r, yaml_node_t *n, void *item, int unused) {
+static hone_status each_slice(merge_yaml *r, yaml_node_t *n, void *item, int unused) {
     static const char *const keys[] = {"sources", "base_model", "parameters", "residual_weight", NULL};
     (void)unused;
     merge_slice *s = item;
-    s->line = line_of(n);
-    HONE_TRY(read_mapping(r, n, "slices", keys, visit_slice, s));
-    if (!s->n_sources) return syntax(r, n, "slices", "a slice needs 'sources'");
+    s->line = merge_yaml_line(n);
+    HONE_TRY(merge_yaml_mapping(r, n, "slices", keys, visit_slice, s));
+    if (!s->n_sources) return merge_yaml_error(r, n, "slices", "a slice needs 'sources'");
     return HONE_OK;
 }
 
-static hone_status read_dtype(reader *r, yaml_node_t *v, const char *where, int *out) {
-    if (is_null(v)) return HONE_OK;
+hone_status merge_yaml_dtype(merge_yaml *r, yaml_node_t *v, const char *where, int *out) {
+    if (merge_yaml_is_null(v)) return HONE_OK;
     hone_dtype d = HONE_DTYPE_F32;
-    if (v->type != YAML_SCALAR_NODE || hone_merge_parse_dtype(text_of(v), &d) != HONE_OK)
-        return syntax(r, v, where, "expected float32, float16 or bfloat16");
+    if (v->type != YAML_SCALAR_NODE || hone_merge_parse_dtype(merge_yaml_text(v), &d) != HONE_OK)
+        return merge_yaml_error(r, v, where, "expected float32, float16 or bfloat16");
     *out = (int)d;
     return HONE_OK;
 }
 
-static hone_status read_tokenizer_source(reader *r, yaml_node_t *v, hone_merge_config *c) {
-    if (is_null(v)) return HONE_OK;
-    if (v->type != YAML_SCALAR_NODE) return syntax(r, v, "tokenizer_source", "expected base or a model path");
-    const char *t = text_of(v);
+static hone_status read_tokenizer_source(merge_yaml *r, yaml_node_t *v, hone_merge_config *c) {
+    if (merge_yaml_is_null(v)) return HONE_OK;
+    if (v->type != YAML_SCALAR_NODE) return merge_yaml_error(r, v, "tokenizer_source", "expected base or a model path");
+    const char *t = merge_yaml_text(v);
     if (!strcmp(t, "union"))
         return hone_errorf(HONE_ERR_UNSUPPORTED,
                            "%s:%d: tokenizer_source: union is not supported yet; use base or one model's path", r->path,
-                           line_of(v));
+                           merge_yaml_line(v));
     if (!strcmp(t, "base")) {
         c->tokenizer_source = MERGE_TOKENIZER_BASE;
         return HONE_OK;
     }
     c->tokenizer_source = MERGE_TOKENIZER_MODEL;
-    return read_model(r, v, "tokenizer_source", &c->tokenizer_model);
+    return merge_yaml_model(r, v, "tokenizer_source", &c->tokenizer_model);
 }
 
-static hone_status visit_tokenizer(reader *r, const char *key, yaml_node_t *v, void *ctx) {
+static hone_status visit_tokenizer(merge_yaml *r, const char *key, yaml_node_t *v, void *ctx) {
     if (!strcmp(key, "source")) return read_tokenizer_source(r, v, ctx);
     return hone_errorf(HONE_ERR_UNSUPPORTED,
                        "%s:%d: tokenizer.%s is not supported yet; only tokenizer.source (base or a model) is", r->path,
-                       line_of(v), key);
+                       merge_yaml_line(v), key);
 }
 
-static hone_status visit_top(reader *r, const char *key, yaml_node_t *v, void *ctx) {
+static hone_status visit_top(merge_yaml *r, const char *key, yaml_node_t *v, void *ctx) {
     hone_merge_config *c = ctx;
     if (!strcmp(key, "merge_method")) {
         char *name = NULL;
-        HONE_TRY(read_string(r, v, key, &name));
+        HONE_TRY(merge_yaml_string(r, v, key, &name));
         const char *names[HONE_MERGE_METHOD_COUNT];
         int found = -1;
         for (int m = 0; m < HONE_MERGE_METHOD_COUNT; m++) {
@@ -436,40 +427,46 @@ static hone_status visit_top(reader *r, const char *key, yaml_node_t *v, void *c
                              "%s:%d: merge_method: unknown or unsupported method '%s'%s; hone supports linear, slerp, "
                              "task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs, breadcrumbs_ties, della, "
                              "della_linear, model_stock, passthrough",
-                             r->path, line_of(v), name, msg);
+                             r->path, merge_yaml_line(v), name, msg);
         }
         free(name);
         c->method = (hone_merge_method)found;
         return st;
     }
-    if (!strcmp(key, "base_model")) return is_null(v) ? HONE_OK : read_model(r, v, key, &c->base_model);
+    if (!strcmp(key, "base_model"))
+        return merge_yaml_is_null(v) ? HONE_OK : merge_yaml_model(r, v, key, &c->base_model);
     if (!strcmp(key, "models"))
-        return read_list(r, v, key, sizeof *c->models, (void **)&c->models, &c->n_models, each_source, 0);
+        return merge_yaml_list(r, v, key, sizeof *c->models, (void **)&c->models, &c->n_models, each_source, 0);
     if (!strcmp(key, "slices"))
-        return read_list(r, v, key, sizeof *c->slices, (void **)&c->slices, &c->n_slices, each_slice, 0);
+        return merge_yaml_list(r, v, key, sizeof *c->slices, (void **)&c->slices, &c->n_slices, each_slice, 0);
     if (!strcmp(key, "parameters")) return read_params(r, v, &c->params);
-    if (!strcmp(key, "dtype")) return read_dtype(r, v, key, &c->dtype);
-    if (!strcmp(key, "out_dtype")) return read_dtype(r, v, key, &c->out_dtype);
+    if (!strcmp(key, "dtype")) return merge_yaml_dtype(r, v, key, &c->dtype);
+    if (!strcmp(key, "out_dtype")) return merge_yaml_dtype(r, v, key, &c->out_dtype);
     if (!strcmp(key, "tokenizer_source")) return read_tokenizer_source(r, v, c);
     if (!strcmp(key, "tokenizer")) {
         static const char *const keys[] = {"source", "tokens", "pad_to_multiple_of", NULL};
-        return is_null(v) ? HONE_OK : read_mapping(r, v, key, keys, visit_tokenizer, c);
+        return merge_yaml_is_null(v) ? HONE_OK : merge_yaml_mapping(r, v, key, keys, visit_tokenizer, c);
     }
     if (!strcmp(key, "chat_template")) {
-        if (is_null(v)) return HONE_OK;
-        HONE_TRY(read_string(r, v, key, &c->chat_template));
+        if (merge_yaml_is_null(v)) return HONE_OK;
+        HONE_TRY(merge_yaml_string(r, v, key, &c->chat_template));
         /* mergekit's built-in names are files it ships; hone does not carry them. */
         if (strcmp(c->chat_template, "auto") && (strlen(c->chat_template) < 20 || !strchr(c->chat_template, '{')))
             return hone_errorf(HONE_ERR_UNSUPPORTED,
                                "%s:%d: chat_template: '%s' is not a Jinja template; hone takes 'auto' (the template "
                                "most input models share) or the template text itself, not mergekit's built-in names",
-                               r->path, line_of(v), c->chat_template);
+                               r->path, merge_yaml_line(v), c->chat_template);
         return HONE_OK;
     }
+    if (!strcmp(key, "experts") || !strcmp(key, "gate_mode"))
+        return hone_errorf(HONE_ERR_INVALID,
+                           "%s:%d: %s: this is a mergekit-moe config (base_model, gate_mode, experts); run it with "
+                           "`hone merge-moe %s --output-dir OUT`, as mergekit runs it with mergekit-moe",
+                           r->path, merge_yaml_line(v), key, r->path);
     return hone_errorf(HONE_ERR_UNSUPPORTED,
                        "%s:%d: modules (per-module merges of multimodal models) are not supported; use models or "
                        "slices",
-                       r->path, line_of(v));
+                       r->path, merge_yaml_line(v));
 }
 
 /* Parameter names must be ones the method reads. Global and per-model ones may stand at any level: mergekit
@@ -512,21 +509,11 @@ static hone_status check_config(const hone_merge_config *c) {
     return HONE_OK;
 }
 
-hone_status hone_merge_config_parse(hone_merge_config **out, const char *text, size_t len, const char *name) {
-    *out = NULL;
-    hone_merge_config *c = calloc(1, sizeof *c);
-    if (!c || !(c->path = strdup(name))) {
-        free(c);
-        return hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    }
-    c->method = (hone_merge_method)-1;
-    c->dtype = c->out_dtype = -1;
+hone_status merge_yaml_parse(const char *text, size_t len, const char *name, const char *const *known,
+                             merge_yaml_visitor visit, void *ctx) {
     yaml_parser_t parser;
-    reader r = {.path = name};
-    if (!yaml_parser_initialize(&parser)) {
-        hone_merge_config_free(c);
-        return hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    }
+    merge_yaml r = {.path = name};
+    if (!yaml_parser_initialize(&parser)) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     hone_status st = HONE_OK;
     if (!yaml_parser_load(&parser, &r.doc)) {
@@ -534,13 +521,10 @@ hone_status hone_merge_config_parse(hone_merge_config **out, const char *text, s
                          parser.problem ? parser.problem : "syntax error");
     } else {
         yaml_node_t *root = yaml_document_get_root_node(&r.doc);
-        static const char *const keys[] = {"merge_method", "base_model",    "models",    "slices",
-                                           "parameters",   "dtype",         "out_dtype", "tokenizer_source",
-                                           "tokenizer",    "chat_template", "modules",   NULL};
         if (!root)
             st = hone_errorf(HONE_ERR_INVALID, "%s: the file is empty; expected a mergekit config", name);
         else
-            st = read_mapping(&r, root, "config", keys, visit_top, c);
+            st = merge_yaml_mapping(&r, root, "config", known, visit, ctx);
         yaml_document_delete(&r.doc);
         if (st == HONE_OK) {
             yaml_document_t more;
@@ -552,6 +536,22 @@ hone_status hone_merge_config_parse(hone_merge_config **out, const char *text, s
         }
     }
     yaml_parser_delete(&parser);
+    return st;
+}
+
+hone_status hone_merge_config_parse(hone_merge_config **out, const char *text, size_t len, const char *name) {
+    static const char *const keys[] = {"merge_method", "base_model", "models",           "slices",    "parameters",
+                                       "dtype",        "out_dtype",  "tokenizer_source", "tokenizer", "chat_template",
+                                       "modules",      "experts",    "gate_mode",        NULL};
+    *out = NULL;
+    hone_merge_config *c = calloc(1, sizeof *c);
+    if (!c || !(c->path = strdup(name))) {
+        free(c);
+        return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    }
+    c->method = (hone_merge_method)-1;
+    c->dtype = c->out_dtype = -1;
+    hone_status st = merge_yaml_parse(text, len, name, keys, visit_top, c);
     if (st == HONE_OK) st = check_config(c);
     if (st != HONE_OK) {
         hone_merge_config_free(c);

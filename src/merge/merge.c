@@ -122,7 +122,8 @@ static hone_status workspace_new(workspace *w, const hone_merge_plan *p) {
     int half = 0;
     for (size_t i = 0; i < p->n_tensors; i++) {
         const hone_merge_tensor *t = &p->tensors[i].pub;
-        size_t need = is_elementwise(p, &p->tensors[i]) && numel_of(t) > BLOCK ? BLOCK : numel_of(t);
+        size_t need =
+            (p->tensors[i].values || is_elementwise(p, &p->tensors[i])) && numel_of(t) > BLOCK ? BLOCK : numel_of(t);
         if (t->n_inputs > w->max_inputs) w->max_inputs = t->n_inputs;
         if (need > w->max_numel) w->max_numel = need;
         half |= t->dtype != HONE_DTYPE_F32;
@@ -283,6 +284,9 @@ static hone_status write_tensor(const hone_merge_plan *p, const merge_tensor *t,
     const size_t n = numel_of(o), k = o->n_inputs;
     const int deltas = merge_methods[p->cfg->method].task_arithmetic; /* inputs other than the base are modified */
     const float *result = NULL;
+    for (size_t lo = 0; t->values && lo < n; lo += BLOCK) /* in blocks: the half buffer may hold only one */
+        HONE_TRY(write_values(o->dtype, t->values + lo, n - lo < BLOCK ? n - lo : BLOCK, w, stream));
+    if (t->values) return HONE_OK;
     if (is_elementwise(p, t)) {
         for (size_t lo = 0; lo < n; lo += BLOCK) {
             const size_t m = n - lo < BLOCK ? n - lo : BLOCK;
@@ -390,11 +394,11 @@ static const char *dtype_torch_name(hone_dtype t) {
     return t == HONE_DTYPE_F16 ? "float16" : t == HONE_DTYPE_BF16 ? "bfloat16" : "float32";
 }
 
-/* The reference model's config.json with the result's layer count, dtype and (with tokenizer_source) vocabulary
- * size, every other field kept. */
+/* The reference model's config.json (or the plan's own) with the result's layer count, dtype and (with
+ * tokenizer_source) vocabulary size, every other field kept. */
 static hone_status write_config(const hone_merge_plan *p, const hone_merge_options *o, const char *dir) {
     static const char *const layer_keys[] = {"num_hidden_layers", "n_layer", "num_layers", "n_layers"};
-    json_t *root = json_loads(p->models[p->reference].config_json, 0, NULL);
+    json_t *root = json_loads(p->config_json ? p->config_json : p->models[p->reference].config_json, 0, NULL);
     if (!root) return out_of_memory();
     for (size_t i = 0; i < sizeof layer_keys / sizeof *layer_keys; i++)
         if (json_is_integer(json_object_get(root, layer_keys[i])))

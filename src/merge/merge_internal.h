@@ -4,6 +4,8 @@
 
 #include "hone/merge.h"
 
+#include <yaml.h>
+
 /* ---- config (config.c) ---- */
 
 /* A parameter value as mergekit's evaluate_setting sees it: a number (booleans are 1/0), a gradient (a list
@@ -80,6 +82,38 @@ const merge_setting *merge_params_find(const merge_params *params, const char *n
 /* The candidate closest to `name` by edit distance, or NULL when none is a plausible typo. */
 const char *merge_closest(const char *name, const char *const *candidates, size_t n);
 
+/* YAML reading shared by the mergekit and mergekit-moe config readers (config.c). Errors name FILE:LINE. */
+typedef struct {
+    yaml_document_t doc;
+    const char *path;
+} merge_yaml;
+
+static inline int merge_yaml_line(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
+static inline yaml_node_t *merge_yaml_node(merge_yaml *r, int index) { return yaml_document_get_node(&r->doc, index); }
+static inline const char *merge_yaml_text(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+/* Calls visit(key, value) for each pair of a mapping after checking that keys are known (did-you-mean) and
+ * unique. `known` is NULL-terminated. */
+typedef hone_status (*merge_yaml_visitor)(merge_yaml *r, const char *key, yaml_node_t *value, void *ctx);
+/* Parses one YAML document whose root is a mapping with keys among `known`, visiting each pair. */
+hone_status merge_yaml_parse(const char *text, size_t len, const char *name, const char *const *known,
+                             merge_yaml_visitor visit, void *ctx);
+hone_status merge_yaml_mapping(merge_yaml *r, yaml_node_t *n, const char *where, const char *const *known,
+                               merge_yaml_visitor visit, void *ctx);
+/* A sequence of mappings read by `each` into an array of `size`-byte elements. */
+hone_status merge_yaml_list(merge_yaml *r, yaml_node_t *n, const char *where, size_t size, void **items, size_t *count,
+                            hone_status (*each)(merge_yaml *, yaml_node_t *, void *, int), int flag);
+hone_status merge_yaml_error(const merge_yaml *r, const yaml_node_t *n, const char *where, const char *msg);
+int merge_yaml_is_null(const yaml_node_t *n);
+/* A number: YAML 1.1 booleans (as PyYAML reads them) are 1 and 0; other text must be a finite number. */
+int merge_yaml_number(const yaml_node_t *n, double *out);
+hone_status merge_yaml_string(merge_yaml *r, const yaml_node_t *n, const char *where, char **out);
+/* A model reference: a folder path. mergekit's mapping form ({model: {path, revision}, lora: ...}) names
+ * remote models and LoRA adapters, which hone does not fetch or apply. */
+hone_status merge_yaml_model(merge_yaml *r, const yaml_node_t *n, const char *where, char **out);
+/* float32 / float16 / bfloat16 (or null: *out unchanged) → a hone_dtype in *out. */
+hone_status merge_yaml_dtype(merge_yaml *r, yaml_node_t *v, const char *where, int *out);
+
 /* ---- plan (plan.c) ---- */
 
 typedef struct {
@@ -100,6 +134,7 @@ typedef struct {
     int permuted;               /* inputs go through the models' vocab_map (embeddings with tokenizer_source) */
     uint64_t nbytes;            /* output bytes */
     size_t shard;
+    float *values;              /* a result computed before the merge (MoE router weights; no inputs), or NULL */
 } merge_tensor;
 
 struct hone_merge_plan {
@@ -114,7 +149,24 @@ struct hone_merge_plan {
     uint64_t seed;
     size_t n_shards;
     int64_t vocab_rows; /* tokenizer_source: rows of the output vocabulary */
+    char *config_json;  /* config.json to write instead of the reference model's (MoE), or NULL */
 };
+
+/* Plans built by other code than the mergekit planner (MoE assembly): an empty plan for config c (whose method,
+ * dtype and out_dtype apply), the models it reads, its output tensors in order, then the shards. */
+hone_status merge_plan_alloc(hone_merge_plan **out, const hone_merge_config *c, const hone_merge_options *o);
+/* Index of the model at `path` in p->models, opening it the first time. */
+hone_status merge_plan_model(hone_merge_plan *p, const char *path, size_t *index);
+/* Appends output tensor `name`: tensor `in_name` of model `model`, times `scale` (NAN: as it is); needs a
+ * passthrough config. */
+hone_status merge_plan_add_copy(hone_merge_plan *p, const char *name, size_t model, const char *in_name, double scale,
+                                const hone_merge_options *o);
+/* Appends output tensor `name` of the given shape, written as `dtype` from `values` (malloc'd; the plan owns them
+ * from now on, even on error). */
+hone_status merge_plan_add_values(hone_merge_plan *p, const char *name, float *values, int ndim, const int64_t *shape,
+                                  hone_dtype dtype);
+/* Assigns the output tensors to shards of at most o->max_shard_size bytes. */
+void merge_plan_finish(hone_merge_plan *p, const hone_merge_options *o);
 
 /* The layer count of a config.json text (num_hidden_layers, n_layer, ...); `config_path` is for messages. */
 hone_status merge_num_layers(const char *config_json, const char *config_path, int *out);

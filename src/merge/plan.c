@@ -185,8 +185,7 @@ static void close_model(merge_model *m) {
     free(m->vocab_map);
 }
 
-/* Index of the model at `path`, opening it the first time. */
-static hone_status model_index(hone_merge_plan *p, const char *path, size_t *out) {
+hone_status merge_plan_model(hone_merge_plan *p, const char *path, size_t *out) {
     for (size_t i = 0; i < p->n_models; i++)
         if (!strcmp(p->models[i].path, path)) {
             *out = i;
@@ -536,7 +535,7 @@ static hone_status make_slices(hone_merge_plan *p, plan_slice **out, size_t *n_o
             !(s->src_params = calloc(s->n, sizeof *s->src_params)))
             return out_of_memory();
         for (size_t k = 0; k < s->n; k++) {
-            HONE_TRY(model_index(p, k < n_src ? src[k].model : s->base, &s->model[k]));
+            HONE_TRY(merge_plan_model(p, k < n_src ? src[k].model : s->base, &s->model[k]));
             s->src_params[k] = k < n_src ? &src[k].params : NULL;
             int length = k < n_src && src[k].has_range ? src[k].layer_range[1] - src[k].layer_range[0]
                                                        : p->models[s->model[k]].num_layers;
@@ -553,6 +552,38 @@ static hone_status make_slices(hone_merge_plan *p, plan_slice **out, size_t *n_o
         HONE_TRY(check_slice(p, s, i));
     }
     return HONE_OK;
+}
+
+hone_status merge_plan_add_copy(hone_merge_plan *p, const char *name, size_t model, const char *in_name, double scale,
+                                const hone_merge_options *o) {
+    merge_param scale_param = {(char *)"scale", {.kind = MERGE_SETTING_SCALAR, .scalar = scale}};
+    const merge_params params = {&scale_param, !isnan(scale)}, *src_params = &params;
+    int first = 0;
+    plan_slice s = {.n = 1, .model = &model, .first = &first, .src_params = &src_params, .length = 1};
+    char *in_names[1] = {(char *)in_name};
+    return add_tensor(p, &s, name, in_names, 0.0, o);
+}
+
+hone_status merge_plan_add_values(hone_merge_plan *p, const char *name, float *values, int ndim, const int64_t *shape,
+                                  hone_dtype dtype) {
+    merge_tensor *grown = realloc(p->tensors, (p->n_tensors + 1) * sizeof *grown);
+    if (!grown) {
+        free(values);
+        return out_of_memory();
+    }
+    p->tensors = grown;
+    merge_tensor *t = &p->tensors[p->n_tensors++];
+    memset(t, 0, sizeof *t);
+    t->values = values;
+    hone_merge_tensor *pub = &t->pub;
+    pub->base = -1;
+    pub->dtype = dtype;
+    pub->ndim = ndim;
+    memcpy(pub->shape, shape, (size_t)ndim * sizeof *shape);
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    t->nbytes = (uint64_t)numel * hone_dtype_size(dtype);
+    return (pub->name = strdup(name)) ? HONE_OK : out_of_memory();
 }
 
 static void assign_shards(hone_merge_plan *p, uint64_t max_shard_size) {
@@ -574,7 +605,7 @@ static hone_status build(hone_merge_plan *p, const hone_merge_options *o) {
     const hone_merge_config *c = p->cfg;
     /* The reference model is opened first: base_model, else the first model named. */
     const char *ref = c->base_model ? c->base_model : c->n_models ? c->models[0].model : c->slices[0].sources[0].model;
-    HONE_TRY(model_index(p, ref, &p->reference));
+    HONE_TRY(merge_plan_model(p, ref, &p->reference));
     plan_slice *slices = NULL;
     size_t n_slices = 0;
     hone_status st = make_slices(p, &slices, &n_slices);
@@ -593,7 +624,9 @@ static hone_status build(hone_merge_plan *p, const hone_merge_options *o) {
     return st;
 }
 
-hone_status hone_merge_plan_new(hone_merge_plan **out, const hone_merge_config *c, const hone_merge_options *o) {
+void merge_plan_finish(hone_merge_plan *p, const hone_merge_options *o) { assign_shards(p, o->max_shard_size); }
+
+hone_status merge_plan_alloc(hone_merge_plan **out, const hone_merge_config *c, const hone_merge_options *o) {
     *out = NULL;
     if (!o->max_shard_size) return hone_errorf(HONE_ERR_INVALID, "max_shard_size must be positive");
     if (o->out_dtype >= 0 && o->out_dtype != HONE_DTYPE_F32 && o->out_dtype != HONE_DTYPE_F16 &&
@@ -604,6 +637,14 @@ hone_status hone_merge_plan_new(hone_merge_plan **out, const hone_merge_config *
     p->cfg = c;
     p->input_dtype = c->dtype;
     p->seed = o->seed;
+    *out = p;
+    return HONE_OK;
+}
+
+hone_status hone_merge_plan_new(hone_merge_plan **out, const hone_merge_config *c, const hone_merge_options *o) {
+    HONE_TRY(merge_plan_alloc(out, c, o));
+    hone_merge_plan *p = *out;
+    *out = NULL;
     hone_status st = build(p, o);
     if (st != HONE_OK) {
         hone_merge_plan_free(p);
@@ -620,10 +661,12 @@ void hone_merge_plan_free(hone_merge_plan *p) {
         free(p->tensors[i].inputs);
         free(p->tensors[i].model);
         free(p->tensors[i].src);
+        free(p->tensors[i].values);
     }
     free(p->tensors);
     for (size_t i = 0; i < p->n_models; i++) close_model(&p->models[i]);
     free(p->models);
+    free(p->config_json);
     free(p);
 }
 

@@ -1,5 +1,6 @@
 /* Training and scoring passes: activation planning, the trunk forward/backward, and the cross-entropy head. */
 #include "model/model_internal.h"
+#include "peft/peft_internal.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -64,12 +65,14 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     if (m->act_mem && m->B == B && m->T == T && m->training >= training && m->planned_threads >= omp_get_max_threads())
         return HONE_OK;
     model_free_activations(m);
-    if (training) HONE_TRY(model_alloc_grads(m));
+    if (training && !m->adapter) HONE_TRY(model_alloc_grads(m)); /* an adapter freezes the base */
     HONE_TRY(model_ensure_rope(m, T));
+    HONE_TRY(adapter_prepare(m, B, T, training));
 
     const size_t N = (size_t)B * T, C = c->hidden_size, L = c->num_layers, V = c->vocab_size;
     const size_t QKV = model_qkv_dim(c), Q = (size_t)c->num_heads * c->head_dim, F = model_fc_dim(c);
-    const size_t IM = c->intermediate_size, ATT = (size_t)B * c->num_heads * T * T;
+    const int NP = prefix_tokens(m); /* prefix tuning: every query also scores the NP prefix slots */
+    const size_t IM = c->intermediate_size, ATT = (size_t)B * c->num_heads * T * (T + NP);
     const size_t sets = training ? L : 1;
     const size_t resid_bufs = training ? L + 1 : 2;
     int chunk = (int)((1u << 24) / V); /* logits chunks of at most 64 MB */
@@ -82,7 +85,7 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     size_t total = resid_bufs * R16(N * C) + sets * per_set + R16(N * C) + 2 * R16(N) + R16((size_t)chunk * V);
     if (training)
         total += R16(N * C) * 3 + R16(N * QKV) + R16(N * Q) + R16(N * F) + R16(N * IM) + R16(op_norm_scratch_floats(C)) +
-                 R16(op_attention_scratch_floats(T));
+                 R16(op_attention_prefix_scratch_floats(B, T, c->num_heads, NP));
     m->act_mem = hone_alloc(total * sizeof(float));
     m->resid = calloc(L + 1, sizeof(float *));
     m->acts = calloc(L, sizeof(hone_layer_acts));
@@ -132,7 +135,7 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
         m->d_fc = TAKE(N * F);
         m->d_act = TAKE(N * IM);
         m->norm_scratch = TAKE(op_norm_scratch_floats(C));
-        m->attn_scratch = TAKE(op_attention_scratch_floats(T));
+        m->attn_scratch = TAKE(op_attention_prefix_scratch_floats(B, T, c->num_heads, NP));
     }
     HONE_ASSERT((size_t)(p - m->act_mem) <= total);
 #undef TAKE
@@ -189,29 +192,37 @@ hone_status hone_model_forward_positions(hone_model *m, const int32_t *ids, cons
         if (ids[n] < 0 || ids[n] >= c->vocab_size)
             return hone_errorf(HONE_ERR_INVALID, "token id %d at position %d is outside the vocabulary (size %d)",
                                ids[n], n, c->vocab_size);
+    /* the positions of embeddings and rotary tables: after a prefix they start at its length */
+    const int32_t *token_pos = prompt_forward_begin(m, pos, B, T);
     m->last_ids = ids;
-    m->last_pos = pos;
+    m->last_pos = token_pos;
     m->last_B = B;
     m->last_T = T;
-    op_embedding_forward(m->resid[0], ids, m->w.wte, m->w.wpe, pos, N, T, C);
+    op_embedding_forward(m->resid[0], ids, m->w.wte, m->w.wpe, token_pos, N, T, C);
+    prompt_embed(m, m->resid[0], pos, N, T);
     for (int l = 0; l < L; l++) {
         const hone_layer_weights *w = &m->w.layers[l];
         hone_layer_acts *a = &m->acts[l];
         const float *x = m->resid[l];
         norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
         op_linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV);
+        lora_linear_forward(m, l, LW_QKV_W, a->ln1, a->qkv, N, m->training);
         if (c->arch == HONE_ARCH_LLAMA)
-            op_rope(a->qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin, pos, 0);
-        op_attention_forward(a->atty, a->att, a->qkv, pos, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
-                             model_attention_scale(c, l));
+            op_rope(a->qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin,
+                    token_pos, 0);
+        op_attention_prefix_forward(a->atty, a->att, a->qkv, pos, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
+                                    model_attention_scale(c, l), prefix_layer(m, l));
         op_linear_forward(a->resmid, a->atty, w->o_w, w->o_b, N, Q, C);
+        lora_linear_forward(m, l, LW_O_W, a->atty, a->resmid, N, m->training);
         op_add_inplace(a->resmid, x, (size_t)N * C);
         norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->resmid, w->ln2_w, w->ln2_b, N);
         op_linear_forward(a->fc, a->ln2, w->fc_w, w->fc_b, N, C, F);
+        lora_linear_forward(m, l, LW_FC_W, a->ln2, a->fc, N, m->training);
         if (c->arch == HONE_ARCH_GPT2) op_activation_forward(a->act, a->fc, (size_t)N * IM, model_op_activation(c));
         else op_glu_forward(a->act, a->fc, N, IM, model_op_activation(c));
         float *out = m->resid[l + 1];
         op_linear_forward(out, a->act, w->proj_w, w->proj_b, N, IM, C);
+        lora_linear_forward(m, l, LW_PROJ_W, a->act, out, N, m->training);
         op_add_inplace(out, a->resmid, (size_t)N * C);
     }
     norm_forward(m, m->lnf, m->lnf_mean, m->lnf_rstd, m->resid[L], m->w.lnf_w, m->w.lnf_b, N);
@@ -284,8 +295,9 @@ static hone_status cross_entropy(hone_model *m, const int32_t *targets, float gr
             /* d_hidden[rows] = dz @ W_lm; dW_lm += dz^T @ hidden[rows] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, V, 1.0f, logits, V, m->w.lm_head, C, 0.0f,
                         m->d_lnf + (size_t)r0 * C, C);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, rows, 1.0f, logits, V,
-                        m->lnf + (size_t)r0 * C, C, 1.0f, m->g.lm_head, C);
+            if (!m->adapter)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, rows, 1.0f, logits, V,
+                            m->lnf + (size_t)r0 * C, C, 1.0f, m->g.lm_head, C);
         }
     }
     out->sum_nll = sum;
@@ -303,6 +315,10 @@ hone_status hone_head_token_nll(hone_model *m, const int32_t *targets, double *n
 }
 
 void hone_model_zero_grad(hone_model *m) {
+    if (m->adapter) {
+        adapter_zero_grad(m->adapter); /* the base is frozen: its gradients are not computed */
+        return;
+    }
     if (!m->grads) return;
     /* one memset per thread: a single thread cannot fill memory at the machine's bandwidth */
     const size_t chunk = 1 << 16, n_chunks = (m->n_params + chunk - 1) / chunk;
@@ -324,28 +340,37 @@ hone_status hone_model_backward(hone_model *m) {
     const int Q = c->num_heads * c->head_dim, F = model_fc_dim(c), IM = c->intermediate_size, L = c->num_layers;
     float *dres = m->d_resid;
     memset(dres, 0, sizeof(float) * (size_t)N * C);
-    norm_backward(m, dres, m->g.lnf_w, m->g.lnf_b, m->d_lnf, m->resid[L], m->w.lnf_w, m->lnf_mean, m->lnf_rstd, N);
+    /* with an adapter attached the base is frozen: NULL gradients make the ops skip dW, db and norm gains */
+    const int frozen = m->adapter != NULL;
+    static const hone_layer_weights no_grads;
+    norm_backward(m, dres, frozen ? NULL : m->g.lnf_w, frozen ? NULL : m->g.lnf_b, m->d_lnf, m->resid[L], m->w.lnf_w,
+                  m->lnf_mean, m->lnf_rstd, N);
     for (int l = L - 1; l >= 0; l--) {
         const hone_layer_weights *w = &m->w.layers[l];
-        hone_layer_weights *g = &m->g.layers[l];
+        const hone_layer_weights *g = frozen ? &no_grads : &m->g.layers[l];
         hone_layer_acts *a = &m->acts[l];
         /* MLP: out = resmid + proj(act(fc(ln2(resmid)))) ; dres holds d(out) and becomes d(resmid) */
         op_linear_backward(m->d_act, g->proj_w, g->proj_b, dres, a->act, w->proj_w, N, IM, C, 0);
+        lora_linear_backward(m, l, LW_PROJ_W, a->act, dres, m->d_act, N);
         if (c->arch == HONE_ARCH_GPT2)
             op_activation_backward(m->d_fc, m->d_act, a->fc, (size_t)N * IM, model_op_activation(c));
         else op_glu_backward(m->d_fc, m->d_act, a->fc, N, IM, model_op_activation(c));
         op_linear_backward(m->d_ln, g->fc_w, g->fc_b, m->d_fc, a->ln2, w->fc_w, N, C, F, 0);
+        lora_linear_backward(m, l, LW_FC_W, a->ln2, m->d_fc, m->d_ln, N);
         norm_backward(m, dres, g->ln2_w, g->ln2_b, m->d_ln, a->resmid, w->ln2_w, a->ln2_mean, a->ln2_rstd, N);
         /* attention: resmid = x + o(attn(rope(qkv(ln1(x))))) ; dres becomes d(x) */
         op_linear_backward(m->d_atty, g->o_w, g->o_b, dres, a->atty, w->o_w, N, Q, C, 0);
-        op_attention_backward(m->d_qkv, m->d_atty, a->qkv, a->att, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
-                              model_attention_scale(c, l), m->attn_scratch);
+        lora_linear_backward(m, l, LW_O_W, a->atty, dres, m->d_atty, N);
+        op_attention_prefix_backward(m->d_qkv, m->d_atty, a->qkv, a->att, B, T, c->num_heads, c->num_kv_heads,
+                                     c->head_dim, model_attention_scale(c, l), m->attn_scratch, prefix_layer(m, l));
         if (c->arch == HONE_ARCH_LLAMA)
             op_rope(m->d_qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin,
                     m->last_pos, 1);
         op_linear_backward(m->d_ln, g->qkv_w, g->qkv_b, m->d_qkv, a->ln1, w->qkv_w, N, C, QKV, 0);
+        lora_linear_backward(m, l, LW_QKV_W, a->ln1, m->d_qkv, m->d_ln, N);
         norm_backward(m, dres, g->ln1_w, g->ln1_b, m->d_ln, m->resid[l], w->ln1_w, a->ln1_mean, a->ln1_rstd, N);
     }
-    op_embedding_backward(m->g.wte, m->g.wpe, dres, m->last_ids, m->last_pos, N, T, C);
+    if (!frozen) op_embedding_backward(m->g.wte, m->g.wpe, dres, m->last_ids, m->last_pos, N, T, C);
+    prompt_backward(m, dres, N, T);
     return HONE_OK;
 }

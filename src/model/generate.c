@@ -1,5 +1,6 @@
 /* Inference with a KV cache, and sampling (temperature, top-k, top-p). */
 #include "model/model_internal.h"
+#include "peft/peft_internal.h"
 
 #include <math.h>
 #include <omp.h>
@@ -19,6 +20,7 @@ hone_status hone_kv_cache_new(hone_kv_cache **out, const hone_model *m, int max_
     const hone_model_config *c = &m->cfg;
     *out = NULL;
     if (max_len <= 0) return hone_errorf(HONE_ERR_INVALID, "KV cache length must be positive");
+    max_len += prefix_tokens(m); /* prefix tuning: the prefix takes the first slots */
     if (c->arch == HONE_ARCH_GPT2 && max_len > c->max_position_embeddings)
         return hone_errorf(HONE_ERR_INVALID, "%d tokens exceed the model's %d positions", max_len,
                            c->max_position_embeddings);
@@ -55,6 +57,7 @@ hone_status hone_kv_cache_new(hone_kv_cache **out, const hone_model *m, int max_
     kv->fc = p, p += ch * model_fc_dim(c);
     kv->act = p, p += ch * c->intermediate_size;
     kv->scratch = p;
+    kv->len = prefix_fill_cache(m, kv->k, kv->v, max_len);
     *out = kv;
     return HONE_OK;
 }
@@ -83,10 +86,12 @@ static void step_chunk(hone_model *m, hone_kv_cache *kv, const int32_t *ids, int
     const int F = model_fc_dim(c), IM = c->intermediate_size, pos0 = kv->len;
     for (int i = 0; i < n; i++) kv->pos[i] = pos0 + i;
     op_embedding_forward(kv->x, ids, m->w.wte, m->w.wpe, kv->pos, n, 1, C);
+    prompt_embed(m, kv->x, kv->pos, n, 1);
     for (int l = 0; l < c->num_layers; l++) {
         const hone_layer_weights *w = &m->w.layers[l];
         norm_rows(m, kv->ln, kv->x, w->ln1_w, w->ln1_b, n);
         op_linear_forward(kv->qkv, kv->ln, w->qkv_w, w->qkv_b, n, C, QKV);
+        lora_linear_forward(m, l, LW_QKV_W, kv->ln, kv->qkv, n, 0);
         if (c->arch == HONE_ARCH_LLAMA)
             op_rope(kv->qkv, n, 1, QKV, c->num_heads + c->num_kv_heads, HD, m->rope_cos, m->rope_sin, kv->pos, 0);
         for (int i = 0; i < n; i++)
@@ -99,12 +104,15 @@ static void step_chunk(hone_model *m, hone_kv_cache *kv, const int32_t *ids, int
         op_attention_cached(kv->atty, kv->qkv, QKV, kv->k[l], kv->v[l], n, pos0, kv->max_len, c->num_heads,
                             c->num_kv_heads, HD, model_attention_scale(c, l), kv->scratch);
         op_linear_forward(kv->ln, kv->atty, w->o_w, w->o_b, n, Q, C);
+        lora_linear_forward(m, l, LW_O_W, kv->atty, kv->ln, n, 0);
         op_add_inplace(kv->x, kv->ln, (size_t)n * C);
         norm_rows(m, kv->ln, kv->x, w->ln2_w, w->ln2_b, n);
         op_linear_forward(kv->fc, kv->ln, w->fc_w, w->fc_b, n, C, F);
+        lora_linear_forward(m, l, LW_FC_W, kv->ln, kv->fc, n, 0);
         if (c->arch == HONE_ARCH_GPT2) op_activation_forward(kv->act, kv->fc, (size_t)n * IM, model_op_activation(c));
         else op_glu_forward(kv->act, kv->fc, n, IM, model_op_activation(c));
         op_linear_forward(kv->ln, kv->act, w->proj_w, w->proj_b, n, IM, C);
+        lora_linear_forward(m, l, LW_PROJ_W, kv->act, kv->ln, n, 0);
         op_add_inplace(kv->x, kv->ln, (size_t)n * C);
     }
     kv->len += n;

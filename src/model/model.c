@@ -360,6 +360,14 @@ hone_status hone_model_load(hone_model **out, const char *dir) {
     return HONE_OK;
 }
 
+hone_status hone_model_read_weights(hone_model *m, const char *dir) {
+    hone_checkpoint ck;
+    HONE_TRY(hone_checkpoint_open(&ck, dir));
+    hone_status st = load_weights(m, &ck, dir);
+    hone_checkpoint_close(&ck);
+    return st;
+}
+
 /* ---- saving ------------------------------------------------------------------------------------------------- */
 
 hone_status hone_model_hf_tensor_get(const hone_model *m, const char *name, int from_grads, float *out) {

@@ -93,6 +93,8 @@ struct hone_model {
 
     float *rope_cos, *rope_sin; /* [rope_len, HD/2] */
     int rope_len;
+
+    struct hone_adapter *adapter; /* attached adapter (not owned): the base weights are frozen while it is */
 };
 
 /* Sizes derived from the config. */

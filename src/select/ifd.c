@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hone/mixture.h"
 #include "hone/pack.h"
 #include "hone/render.h"
 #include "hone/select.h"
@@ -20,9 +21,8 @@ static const char ALPACA_NO_INPUT[] = "Below is an instruction that describes a 
 /* FastChat's vicuna_v1.1 conversation template with one user turn and the assistant's turn opened. */
 static const char VICUNA[] = "A chat between a curious user and an artificial intelligence assistant. The assistant "
                              "gives helpful, detailed, and polite answers to the user's questions. USER: %s ASSISTANT:";
-static const char REVERSE_INSTRUCTION[] =
-    "Below is the response to an instruction, please guess the corresponding instruction for the given "
-    "response.\n%s\nGenerate the instruction for the above response.";
+/* reverse IFD asks for the instruction as the Flan-style inversion of a mixture does (ALGORITHMS.md §1) */
+static const char REVERSE_INSTRUCTION[] = HONE_INVERSION_PROMPT_HEAD "%s" HONE_INVERSION_PROMPT_TAIL;
 
 hone_status hone_prompt_style_parse(const char *name, hone_prompt_style *out) {
     static const char *const names[] = {"alpaca", "vicuna", "plain", "chat"};

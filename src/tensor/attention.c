@@ -1,5 +1,6 @@
-/* Causal scaled dot-product attention with grouped-query heads: query head h reads key/value head
- * h / (NH / NKV). Probabilities are kept for the backward pass, which costs O(T^2 * HD) per head. */
+/* Causal scaled dot-product attention with grouped-query heads: query head h reads key/value head h / (NH / NKV),
+ * optionally with a learned prefix of keys and values before every sample (prefix tuning). Probabilities are kept
+ * for the backward pass, which costs O(T^2 * HD) per head. */
 #include "tensor/ops.h"
 
 #include <cblas.h>
@@ -30,12 +31,35 @@ static inline void softmax_inplace(float *p, int len) {
     for (int i = 0; i < len; i++) p[i] *= inv;
 }
 
-/* Per (batch, head): scores = Q K^T over the whole T×T square (GEMMs beat skipping the masked half at the sizes
- * that matter), causal softmax row by row, then out = P V. The GEMMs run single-threaded inside the parallel
- * loop (OpenMP OpenBLAS does so by itself in a parallel region). */
-void op_attention_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH, int NKV,
-                          int HD, float scale) {
-    const int S = (NH + 2 * NKV) * HD, group = NH / NKV;
+/* Softmax of a row of scores in place (scores already scaled) over the live entries: the n prefix slots and
+ * [lo, hi]; the rest become 0. With n = 0 this is softmax_inplace on [lo, hi] bit for bit. */
+static inline void softmax_window(float *p, int n, int lo, int hi, int width) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = p[i] > mx ? p[i] : mx;
+    for (int i = lo; i <= hi; i++) mx = p[i] > mx ? p[i] : mx;
+    float sum = 0;
+    for (int i = 0; i < n; i++) {
+        p[i] = expf(p[i] - mx);
+        sum += p[i];
+    }
+    for (int i = lo; i <= hi; i++) {
+        p[i] = expf(p[i] - mx);
+        sum += p[i];
+    }
+    float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++) p[i] *= inv;
+    for (int i = lo; i <= hi; i++) p[i] *= inv;
+    for (int i = n; i < lo; i++) p[i] = 0;
+    for (int i = hi + 1; i < width; i++) p[i] = 0;
+}
+
+/* Per (batch, head): scores = Q [K_prefix | K]^T over the whole T×(n+T) rectangle (GEMMs beat skipping the masked
+ * half at the sizes that matter), softmax row by row over the prefix and the causal window, then
+ * out = P [V_prefix | V]. The GEMMs run single-threaded inside the parallel loop (OpenMP OpenBLAS does so by itself
+ * in a parallel region). Without a prefix the extra GEMMs are skipped and the result is that of plain attention. */
+void op_attention_prefix_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH,
+                                 int NKV, int HD, float scale, const op_prefix *prefix) {
+    const int S = (NH + 2 * NKV) * HD, group = NH / NKV, n = prefix ? prefix->n : 0, W = n + T;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -44,31 +68,51 @@ void op_attention_forward(float *out, float *att, const float *qkv, const int32_
             const float *q = base + (size_t)h * HD;
             const float *k = base + (size_t)NH * HD + (size_t)kvh * HD;
             const float *v = base + (size_t)(NH + NKV) * HD + (size_t)kvh * HD;
-            float *P = att + ((size_t)b * NH + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, S, k, S, 0.0f, P, T);
+            float *P = att + ((size_t)b * NH + h) * T * W;
+            float *y = out + (size_t)b * T * NH * HD + (size_t)h * HD;
+            if (n)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, HD, scale, q, S,
+                            prefix->k + (size_t)kvh * HD, prefix->stride, 0.0f, P, W);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, S, k, S, 0.0f, P + n, W);
             for (int t = 0; t < T; t++) {
-                float *p = P + (size_t)t * T;
                 const int first = pos ? t - pos[(size_t)b * T + t] : 0;
-                for (int t2 = 0; t2 < first; t2++) p[t2] = 0;
-                softmax_inplace(p + first, t - first + 1);
-                for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0;
+                softmax_window(P + (size_t)t * W, n, n + first, n + t, W);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, v, S, 0.0f,
-                        out + (size_t)b * T * NH * HD + (size_t)h * HD, NH * HD);
+            if (n)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, n, 1.0f, P, W,
+                            prefix->v + (size_t)kvh * HD, prefix->stride, 0.0f, y, NH * HD);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, P + n, W, v, S, n ? 1.0f : 0.0f, y,
+                        NH * HD);
         }
 }
 
-size_t op_attention_scratch_floats(int T) { return (size_t)omp_get_max_threads() * T * T; }
+void op_attention_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH, int NKV,
+                          int HD, float scale) {
+    op_attention_prefix_forward(out, att, qkv, pos, B, T, NH, NKV, HD, scale, NULL);
+}
+
+size_t op_attention_scratch_floats(int T) { return op_attention_prefix_scratch_floats(1, T, 1, 0); }
+
+size_t op_attention_prefix_scratch_floats(int B, int T, int NH, int n) {
+    return (size_t)omp_get_max_threads() * T * (n + T) + (size_t)B * NH * T * n;
+}
 
 void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                            int NH, int NKV, int HD, float scale, float *scratch) {
-    const int S = (NH + 2 * NKV) * HD, group = NH / NKV, OS = NH * HD;
+    op_attention_prefix_backward(dqkv, dout, qkv, att, B, T, NH, NKV, HD, scale, scratch, NULL);
+}
+
+void op_attention_prefix_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                  int NH, int NKV, int HD, float scale, float *scratch, const op_prefix *prefix) {
+    const int S = (NH + 2 * NKV) * HD, group = NH / NKV, OS = NH * HD, n = prefix ? prefix->n : 0, W = n + T;
+    /* d(score) of the prefix columns of every (batch, head), kept for the prefix gradients below */
+    float *dS_prefix = scratch + (size_t)omp_get_max_threads() * T * W;
     /* One task per (batch, kv head): it owns the key/value gradients of that head and the query gradients
      * of its query heads, so no two threads write the same element. */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int kvh = 0; kvh < NKV; kvh++) {
-            float *dS = scratch + (size_t)omp_get_thread_num() * T * T;
+            float *dS = scratch + (size_t)omp_get_thread_num() * T * W;
             const float *base = qkv + (size_t)b * T * S;
             float *dbase = dqkv + (size_t)b * T * S;
             const float *k = base + (size_t)NH * HD + (size_t)kvh * HD;
@@ -76,26 +120,50 @@ void op_attention_backward(float *dqkv, const float *dout, const float *qkv, con
             float *dk = dbase + (size_t)NH * HD + (size_t)kvh * HD;
             float *dv = dbase + (size_t)(NH + NKV) * HD + (size_t)kvh * HD;
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                const float *P = att + ((size_t)b * NH + h) * T * T;
+                const float *P = att + ((size_t)b * NH + h) * T * W;
                 const float *dy = dout + (size_t)b * T * OS + (size_t)h * HD;
                 const float *q = base + (size_t)h * HD;
-                /* dP = dY V^T, then d(score) = P * (dP - sum(P * dP)) * scale, row by row */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, OS, v, S, 0.0f, dS, T);
+                float *dq = dbase + (size_t)h * HD;
+                /* dP = dY [V_prefix | V]^T, then d(score) = P * (dP - sum(P * dP)) * scale, row by row */
+                if (n)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, HD, 1.0f, dy, OS,
+                                prefix->v + (size_t)kvh * HD, prefix->stride, 0.0f, dS, W);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, OS, v, S, 0.0f, dS + n, W);
                 for (int t = 0; t < T; t++) {
-                    const float *p = P + (size_t)t * T;
-                    float *d = dS + (size_t)t * T;
+                    const float *p = P + (size_t)t * W;
+                    float *d = dS + (size_t)t * W;
                     float sum = 0;
-                    for (int t2 = 0; t2 <= t; t2++) sum += p[t2] * d[t2];
-                    for (int t2 = 0; t2 <= t; t2++) d[t2] = p[t2] * (d[t2] - sum) * scale;
-                    for (int t2 = t + 1; t2 < T; t2++) d[t2] = 0;
+                    for (int t2 = 0; t2 <= n + t; t2++) sum += p[t2] * d[t2];
+                    for (int t2 = 0; t2 <= n + t; t2++) d[t2] = p[t2] * (d[t2] - sum) * scale;
+                    for (int t2 = n + t + 1; t2 < W; t2++) d[t2] = 0;
                 }
                 const float first = h == kvh * group ? 0.0f : 1.0f; /* the group's first head overwrites dK, dV */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, dS, T, k, S, 0.0f,
-                            dbase + (size_t)h * HD, S);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, dS, T, q, S, first, dk, S);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, P, T, dy, OS, first, dv, S);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, dS + n, W, k, S, 0.0f, dq, S);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, dS + n, W, q, S, first, dk, S);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, P + n, W, dy, OS, first, dv, S);
+                if (n) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, n, 1.0f, dS, W,
+                                prefix->k + (size_t)kvh * HD, prefix->stride, 1.0f, dq, S);
+                    float *keep = dS_prefix + ((size_t)b * NH + h) * T * n;
+                    for (int t = 0; t < T; t++) memcpy(keep + (size_t)t * n, dS + (size_t)t * W, sizeof(float) * n);
+                }
             }
         }
+    if (!n || !prefix->dk) return;
+    /* The prefix is shared by every sample: one task per kv head sums over the batch in a fixed order. */
+#pragma omp parallel for schedule(static)
+    for (int kvh = 0; kvh < NKV; kvh++)
+        for (int b = 0; b < B; b++)
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                const float *P = att + ((size_t)b * NH + h) * T * W;
+                const float *q = qkv + (size_t)b * T * S + (size_t)h * HD;
+                const float *dy = dout + (size_t)b * T * OS + (size_t)h * HD;
+                const float *dSp = dS_prefix + ((size_t)b * NH + h) * T * n;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, HD, T, 1.0f, dSp, n, q, S, 1.0f,
+                            prefix->dk + (size_t)kvh * HD, prefix->stride);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, HD, T, 1.0f, P, W, dy, OS, 1.0f,
+                            prefix->dv + (size_t)kvh * HD, prefix->stride);
+            }
 }
 
 void op_attention_cached(float *out, const float *q, int q_stride, const float *k_cache, const float *v_cache,

@@ -17,7 +17,7 @@ void op_linear_backward(float *dx, float *dw, float *db, const float *dout, cons
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
                     accumulate ? 1.0f : 0.0f, dx, IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, x, IC, 1.0f, dw, IC);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, x, IC, 1.0f, dw, IC);
     if (db) {
         /* Column sums: each thread owns a range of output channels and walks rows in order (deterministic). */
 #pragma omp parallel for schedule(static)

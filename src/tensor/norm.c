@@ -63,7 +63,7 @@ void op_layernorm_backward(float *dx, float *dw, float *db, const float *dout, c
             }
         }
     }
-    for (int t = 0; t < nt; t++) {
+    for (int t = 0; t < nt && dw; t++) {
         const float *pdw = part + (size_t)t * 2 * C, *pdb = pdw + C;
         for (int i = 0; i < C; i++) {
             dw[i] += pdw[i];
@@ -108,7 +108,7 @@ void op_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x
             for (int i = 0; i < C; i++) dxr[i] += r * (w[i] * dy[i] - xr[i] * k);
         }
     }
-    for (int t = 0; t < nt; t++)
+    for (int t = 0; t < nt && dw; t++)
         for (int i = 0; i < C; i++) dw[i] += part[(size_t)t * C + i];
 }
 

@@ -17,12 +17,12 @@ void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const in
 /* out[N,C] = (x - mean) * rstd * w + b; saves mean[N], rstd[N] (either may be NULL at inference) */
 void op_layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
                           int N, int C, float eps);
-/* dx[N,C] += ...; dw[C], db[C] += ...; scratch: op_norm_scratch_floats(C) floats */
+/* dx[N,C] += ...; dw[C], db[C] += ... (dw, db NULL: frozen gains); scratch: op_norm_scratch_floats(C) floats */
 void op_layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
                            const float *mean, const float *rstd, int N, int C, float *scratch);
 /* out[N,C] = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); saves rstd[N] (may be NULL) */
 void op_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
-/* dx[N,C] += ...; dw[C] += ...; scratch: op_norm_scratch_floats(C) floats */
+/* dx[N,C] += ...; dw[C] += ... (dw NULL: frozen gain); scratch: op_norm_scratch_floats(C) floats */
 void op_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                          const float *rstd, int N, int C, float *scratch);
 /* Per-thread partial sums for the norm backward passes. */
@@ -30,7 +30,8 @@ size_t op_norm_scratch_floats(int C);
 
 /* out[N,OC] = x[N,IC] @ w[OC,IC]^T + b[OC] (b may be NULL) */
 void op_linear_forward(float *out, const float *x, const float *w, const float *b, int N, int IC, int OC);
-/* dx[N,IC] (+= when accumulate) dout @ w; dw[OC,IC] += dout^T @ x; db[OC] += sum dout (dx, db may be NULL) */
+/* dx[N,IC] (+= when accumulate) dout @ w; dw[OC,IC] += dout^T @ x; db[OC] += sum dout (dx, dw, db may be NULL:
+ * dw NULL for frozen weights) */
 void op_linear_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
                         int N, int IC, int OC, int accumulate);
 
@@ -51,6 +52,21 @@ void op_attention_forward(float *out, float *att, const float *qkv, const int32_
 void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                            int NH, int NKV, int HD, float scale, float *scratch);
 size_t op_attention_scratch_floats(int T);
+/* Prefix tuning: n learned key/value slots in front of every sample, seen by every query (each row's softmax runs
+ * over the n slots plus its causal window). Slot i of kv head h: k + i*stride + h*HD (likewise v). dk, dv (NULL:
+ * no prefix gradients) accumulate (+=) the gradients of the slots, laid out like k and v. */
+typedef struct {
+    const float *k, *v;
+    float *dk, *dv;
+    int n, stride;
+} op_prefix;
+/* op_attention_forward with a prefix (NULL: none): att is [B, NH, T, n + T], prefix columns first. */
+void op_attention_prefix_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH,
+                                 int NKV, int HD, float scale, const op_prefix *prefix);
+/* op_attention_backward with a prefix; scratch: op_attention_prefix_scratch_floats(B, T, NH, n) floats. */
+void op_attention_prefix_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                  int NH, int NKV, int HD, float scale, float *scratch, const op_prefix *prefix);
+size_t op_attention_prefix_scratch_floats(int B, int T, int NH, int n);
 /* n new query rows q[n, NH*HD] at positions pos0..pos0+n-1 against cached keys/values
  * k_cache, v_cache [NKV, max_len, HD] holding positions 0..pos0+n-1. out[n, NH*HD]; scratch[n_threads * len] */
 void op_attention_cached(float *out, const float *q, int q_stride, const float *k_cache, const float *v_cache,

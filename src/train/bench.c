@@ -31,17 +31,31 @@ static int by_value(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps, int warmup,
-                             hone_bench_result *out) {
+/* FLOPs per token of the benchmarked step. hone_model_flops_per_token counts 6 per weight (forward, input gradient,
+ * weight gradient) plus attention, which is 0 at T = 0: that isolates the weights. Frozen weights skip their weight
+ * gradient (2 of the 6); each trainable LoRA weight costs all 6. */
+static double step_flops_per_token(const hone_model_config *c, int T, size_t n_lora) {
+    const double full = hone_model_flops_per_token(c, T);
+    return n_lora ? full - 2.0 * hone_model_flops_per_token(c, 0) / 6.0 + 6.0 * (double)n_lora : full;
+}
+
+hone_status hone_bench_train(const hone_model_config *c, const hone_peft_config *adapter, int B, int T, int steps,
+                             int warmup, hone_bench_result *out) {
     memset(out, 0, sizeof *out);
     if (B < 1 || T < 2 || steps < 1 || warmup < 0)
         return hone_errorf(HONE_ERR_INVALID, "bench needs micro_batch_size >= 1, sequence_len >= 2, steps >= 1");
+    if (adapter && adapter->kind != HONE_PEFT_LORA)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "the training-step benchmark times full fine-tuning and LoRA only; "
+                           "prompt and prefix tuning are not benchmarked");
     hone_model *m;
     HONE_TRY(hone_model_create(&m, c, 1337));
-    hone_status st = hone_model_prepare(m, B, T, 1);
-    size_t n_segs;
-    const hone_param_segment *segs = hone_model_segments(m, &n_segs);
-    const size_t n_buf = segs[n_segs - 1].offset + segs[n_segs - 1].size;
+    hone_adapter *a = NULL;
+    hone_status st = adapter ? hone_adapter_create(&a, m, adapter, 1337) : HONE_OK;
+    if (st == HONE_OK && a) st = hone_model_attach(m, a);
+    if (st == HONE_OK) st = hone_model_prepare(m, B, T, 1); /* after attaching: no base gradients for LoRA */
+    float *params, *grads;
+    size_t n_segs, n_buf;
+    const hone_param_segment *segs = hone_model_trainable(m, &params, &grads, &n_segs, &n_buf);
     hone_optimizer opt;
     memset(&opt, 0, sizeof opt);
     hone_optim_config oc = {.kind = HONE_OPT_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
@@ -57,24 +71,27 @@ hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps
         double t0 = hone_now_seconds();
         hone_loss loss;
         hone_model_zero_grad(m);
+        hone_model_set_dropout_key(m, hone_train_dropout_key(7, s, 0)); /* a new LoRA dropout mask, as training */
         st = hone_model_forward(m, ids, B, T);
         if (st == HONE_OK) st = hone_head_cross_entropy(m, targets, 1.0f / (float)(B * (T - 1)), 1, &loss);
         if (st == HONE_OK) st = hone_model_backward(m);
         if (st != HONE_OK) break;
-        float coef = hone_clip_coef(hone_grad_norm(hone_model_grads(m), n_buf), 1.0f);
-        hone_optim_step(&opt, hone_model_params(m), hone_model_grads(m), segs, n_segs, 1e-4f, coef);
+        float coef = hone_clip_coef(hone_grad_norm(grads, n_buf), 1.0f);
+        hone_optim_step(&opt, params, grads, segs, n_segs, 1e-4f, coef);
         double dt = hone_now_seconds() - t0;
         if (s >= warmup) times[s - warmup] = dt;
         if (s == 0) out->first_loss = loss.sum_nll / (double)loss.count;
         out->last_loss = loss.sum_nll / (double)loss.count;
     }
     if (st == HONE_OK) {
+        out->peak_memory_mb = hone_peak_memory_mb(); /* before the sgemm below allocates its matrices */
         out->n_params = hone_model_num_params(m);
+        out->n_trainable = n_buf;
         qsort(times, (size_t)steps, sizeof(double), by_value);
         double median = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
         out->ms_per_step = 1000.0 * median;
         out->tokens_per_second = (double)B * T / median;
-        out->gflops = hone_model_flops_per_token(c, T) * out->tokens_per_second / 1e9;
+        out->gflops = step_flops_per_token(c, T, a ? n_buf : 0) * out->tokens_per_second / 1e9;
         out->peak_gflops = hone_sgemm_peak_gflops(1.0);
         out->mfu = out->peak_gflops > 0 ? out->gflops / out->peak_gflops : 0;
     }
@@ -83,6 +100,7 @@ hone_status hone_bench_train(const hone_model_config *c, int B, int T, int steps
     free(targets);
     hone_optim_free(&opt);
     hone_model_free(m);
+    hone_adapter_free(a); /* after the model it is attached to */
     return st;
 }
 

@@ -9,7 +9,7 @@ set -eu
 setup "$@"
 
 check "setup: a llama-tiny model folder and its byte-level train.bin from hone demo"
-run_ok "demo" "$HONE" demo --seconds 0 --max-steps 1 --output-dir "$W/m" --threads 1
+run_ok "demo" "$HONE" demo --text-only --seconds 0 --max-steps 1 --output-dir "$W/m" --threads 1
 M=$W/m
 printf '{"input_ids": [116, 104, 101, 32, 99, 97, 116]}\n' >"$W/ok.jsonl"
 run_ok "a valid eval" "$HONE" eval --model "$M" --data "$W/ok.jsonl" --sequence-len 4 --threads 1

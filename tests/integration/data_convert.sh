@@ -76,7 +76,7 @@ expect_error "strict mode: a drop is an error naming file:line and the reason" "
     "$HONE" data convert --data "$FIX/sharegpt.json" --output "$W/o.jsonl" --strict
 expect_error "unknown format" "unknown dataset format 'csv'" \
     "$HONE" data convert --data "$FIX/text.jsonl" --output "$W/o.jsonl" --format csv
-expect_error "unknown sub-command" "'stats' is not supported yet (sub-commands: convert, render)" "$HONE" data stats
+expect_error "unknown sub-command" "'shuffle' is not supported yet (sub-commands: convert, render, stats, preview)" "$HONE" data shuffle
 expect_error "no sub-command" "usage: hone data SUBCOMMAND" "$HONE" data
 expect_error "missing --output" "missing required option --output" "$HONE" data convert --data "$FIX/text.jsonl"
 

@@ -8,7 +8,7 @@ set -eu
 setup "$@"
 
 check "setup: a llama-tiny model (vocab 256) trained for 150 steps on the demo's byte-level text"
-run_ok "demo" "$HONE" demo --seconds 0 --max-steps 1 --output-dir "$W/init" --threads 1
+run_ok "demo" "$HONE" demo --text-only --seconds 0 --max-steps 1 --output-dir "$W/init" --threads 1
 run_ok "pretrain" "$HONE" pretrain --model "$W/init" --data "$W/init/train.bin" --output-dir "$W/m" \
     --sequence-len 64 --micro-batch-size 8 --max-steps 150 --learning-rate 5e-3 --lr-scheduler constant --threads 1
 M=$W/m

@@ -7,7 +7,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-"$HONE" demo --seconds 0 --max-steps 1 --output-dir "$W/m" --threads 1 >/dev/null
+"$HONE" demo --text-only --seconds 0 --max-steps 1 --output-dir "$W/m" --threads 1 >/dev/null
 echo "examples/pretrain.yaml"
 "$HONE" pretrain --config examples/pretrain.yaml --model "$W/m" --data "$W/m/train.bin" --output-dir "$W/out" \
     --max-steps 1 --sequence-len 32 --gradient-accumulation-steps 1 --threads 1 2>"$W/err" ||

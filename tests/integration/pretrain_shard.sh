@@ -9,7 +9,7 @@ setup "$@"
 
 check "hone demo --max-steps 1 writes a randomly initialised llama-tiny folder and a byte-level train.bin"
 # One step whose learning rate is 0 (the demo warms up over 20 steps): the saved weights are the initial ones.
-run_ok "demo" "$HONE" demo --seconds 0 --max-steps 1 --output-dir "$W/init" --threads 1
+run_ok "demo" "$HONE" demo --text-only --seconds 0 --max-steps 1 --output-dir "$W/init" --threads 1
 for f in config.json model.safetensors train.bin; do
     [ -s "$W/init/$f" ] || fail "demo did not write $W/init/$f"
 done

@@ -1,7 +1,8 @@
 #!/bin/sh
 # hone sft (full fine-tuning): an alpaca dataset rendered with the built-in alpaca template (fake_gpt2 has no chat
-# template), packed and trained for a few steps; metrics per step, a Hugging Face folder that hone eval loads;
-# adapters are a clear "not supported yet".
+# template), packed and trained for a few steps; metrics per step, a Hugging Face folder that hone eval loads. LoRA,
+# prompt and prefix tuning: PEFT adapter folders, resumed runs identical to uninterrupted ones, continuing from an
+# adapter, and bad adapter settings as clear errors.
 set -eu
 . "$(dirname "$0")/lib/common.sh"
 setup "$@"
@@ -29,8 +30,42 @@ run_ok "sft unpacked" "$HONE" sft --model "$MODEL" \
     --output-dir "$W/out2" --sequence-len 512 --sample-packing false --truncation truncate --max-steps 2 --threads 1
 grep -q "one sample each" "$W/stderr" || fail "unpacked rows not reported: $(cat "$W/stderr")"
 
-expect_error "adapters are not supported yet" "adapter 'lora' is not supported yet" "$HONE" sft --model "$MODEL" \
-    --datasets "$DATA/datasets/instruct/alpaca_23.json" --output-dir "$W/x" --adapter lora
+ALPACA=$DATA/datasets/instruct/alpaca_23.json
+for kind in lora prompt prefix; do
+    check "$kind: an adapter folder; killed after step 2 and resumed, the same adapter as without the stop"
+    run_ok "sft $kind" "$HONE" sft --model "$MODEL" --datasets "$ALPACA" --output-dir "$W/$kind" --adapter $kind \
+        --lora-target-modules c_attn,c_fc --lora-dropout 0.1 --num-virtual-tokens 4 --sequence-len 256 \
+        --micro-batch-size 2 --max-steps 4 --save-steps 2 --learning-rate 1e-2 --threads 1
+    grep -q "training a $kind adapter" "$W/stderr" || fail "no adapter line: $(cat "$W/stderr")"
+    [ -f "$W/$kind/adapter_config.json" ] && [ -f "$W/$kind/adapter_model.safetensors" ] ||
+        fail "no PEFT adapter in the output folder"
+    [ ! -f "$W/$kind/model.safetensors" ] || fail "an adapter run wrote the full model"
+    mkdir "$W/$kind-resumed"
+    cp -r "$W/$kind/checkpoint-2" "$W/$kind-resumed/"
+    run_ok "resume $kind" "$HONE" sft --model "$MODEL" --datasets "$ALPACA" --output-dir "$W/$kind-resumed" \
+        --adapter $kind --lora-target-modules c_attn,c_fc --lora-dropout 0.1 --num-virtual-tokens 4 \
+        --sequence-len 256 --micro-batch-size 2 --max-steps 4 --save-steps 2 --learning-rate 1e-2 --threads 1 \
+        --resume-from-checkpoint auto
+    cmp -s "$W/$kind/adapter_model.safetensors" "$W/$kind-resumed/adapter_model.safetensors" ||
+        fail "$kind: the resumed run ends with another adapter"
+
+    check "$kind: continuing from the adapter with learning rate 0 writes it back unchanged"
+    run_ok "continue $kind" "$HONE" sft --model "$MODEL" --datasets "$ALPACA" --output-dir "$W/$kind-again" \
+        --lora-model-dir "$W/$kind" --sequence-len 256 --max-steps 1 --learning-rate 0 --threads 1
+    cmp -s "$W/$kind/adapter_model.safetensors" "$W/$kind-again/adapter_model.safetensors" ||
+        fail "$kind: the adapter changed through load and save"
+done
+
+expect_error "an unknown adapter kind" "choose lora, prompt or prefix" "$HONE" sft --model "$MODEL" \
+    --datasets "$ALPACA" --output-dir "$W/x" --adapter dora
+expect_error "a target module the model lacks" "matches no module of this gpt2 model" "$HONE" sft \
+    --model "$MODEL" --datasets "$ALPACA" --output-dir "$W/x" --adapter lora --lora-target-modules q_proj
+expect_error "a zero rank" "lora_r must be positive" "$HONE" sft --model "$MODEL" --datasets "$ALPACA" \
+    --output-dir "$W/x" --adapter lora --lora-r 0
+expect_error "TEXT initialisation without its text" "prompt_tuning_init_text" "$HONE" sft --model "$MODEL" \
+    --datasets "$ALPACA" --output-dir "$W/x" --adapter prompt --prompt-tuning-init TEXT
+expect_error "an adapter of another kind than asked" "another kind" "$HONE" sft --model "$MODEL" \
+    --datasets "$ALPACA" --output-dir "$W/x" --adapter prefix --lora-model-dir "$W/lora"
 expect_error "a bad truncation value" "expected drop or truncate" "$HONE" sft --model "$MODEL" \
     --datasets "$DATA/datasets/instruct/alpaca_23.json" --output-dir "$W/x" --truncation cut
 echo "ok"

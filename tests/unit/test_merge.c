@@ -37,12 +37,6 @@ static hone_status run_yaml(const char *yaml, const char *out_dir) {
     return st;
 }
 
-static float *tensor_f32(const hone_st_tensor *t) {
-    float *x = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *x);
-    TEST_OK(hone_st_tensor_to_f32(t, x));
-    return x;
-}
-
 /* Every tensor of `want` is in `got` with the same shape (and dtype, when same_dtype) and close values, and
  * nothing else is. */
 static void assert_checkpoint_matches(const char *got_dir, const char *want_path, float atol, float rtol,
@@ -63,7 +57,7 @@ static void assert_checkpoint_matches(const char *got_dir, const char *want_path
             if (g->shape[d] != w->shape[d])
                 fail_msg("%s: %s dim %d is %lld, expected %lld", what, w->name, d, (long long)g->shape[d],
                          (long long)w->shape[d]);
-        float *a = tensor_f32(g), *b = tensor_f32(w);
+        float *a = test_tensor_f32(g), *b = test_tensor_f32(w);
         char label[512];
         snprintf(label, sizeof label, "%s: %s", what, w->name);
         test_assert_close(a, b, (size_t)w->numel, atol, rtol, label);
@@ -72,25 +66,6 @@ static void assert_checkpoint_matches(const char *got_dir, const char *want_path
     }
     hone_st_close(&want);
     hone_checkpoint_close(&got);
-}
-
-static json_t *load_json(const char *dir, const char *name) {
-    char *path = hone_path_join(dir, name);
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (!j) fail_msg("%s: %s", path, err.text);
-    free(path);
-    return j;
-}
-
-static void assert_same_file(const char *a, const char *b) {
-    char *x, *y;
-    size_t nx, ny;
-    TEST_OK(hone_file_read(a, &x, &nx));
-    TEST_OK(hone_file_read(b, &y, &ny));
-    if (nx != ny || memcmp(x, y, nx)) fail_msg("%s and %s differ", a, b);
-    free(x);
-    free(y);
 }
 
 /* ---- every method against the reference ---- */
@@ -117,7 +92,7 @@ static void test_fixture_cases(void **state) {
         assert_checkpoint_matches(out, want, (float)json_real_value(json_object_get(c, "atol")),
                                   (float)json_real_value(json_object_get(c, "rtol")), 1, name);
         /* config.json: the result's layer count, vocabulary size, dtype */
-        json_t *config = load_json(out, "config.json");
+        json_t *config = test_load_json(out, "config.json");
         int layers = (int)json_integer_value(json_object_get(c, "layers"));
         json_t *n = json_object_get(config, "num_hidden_layers");
         if (!n) n = json_object_get(config, "n_layer");
@@ -133,7 +108,7 @@ static void test_fixture_cases(void **state) {
         /* the tokenizer comes from the base model, else the first model, else tokenizer_source */
         char *tok = hone_path_join(out, "tokenizer.json");
         assert_true(hone_file_exists(tok));
-        if (!strcmp(name, "tokenizer_model")) assert_same_file(tok, FIX "/models/big_vocab/tokenizer.json");
+        if (!strcmp(name, "tokenizer_model")) test_assert_same_file(tok, FIX "/models/big_vocab/tokenizer.json");
         free(tok);
         hone_merge_config_free(cfg);
         test_tmpdir_remove(dir);
@@ -162,7 +137,7 @@ static void test_thread_count_independent(void **state) {
         TEST_OK(hone_merge_run(cfg, &o, NULL));
         hone_threads_set(2);
         char *a = hone_path_join(one, "model.safetensors"), *b = hone_path_join(four, "model.safetensors");
-        assert_same_file(a, b);
+        test_assert_same_file(a, b);
         free(a);
         free(b);
         hone_merge_config_free(cfg);
@@ -295,7 +270,7 @@ static void test_sharded_output(void **state) {
     snprintf(name, sizeof name, "-of-%05zu.safetensors", sum.n_shards);
     assert_int_equal(count_files(out, name), sum.n_shards);
     assert_int_equal(count_files(out, ".tmp."), 0);
-    json_t *index = load_json(out, "model.safetensors.index.json");
+    json_t *index = test_load_json(out, "model.safetensors.index.json");
     assert_int_equal(json_object_size(json_object_get(index, "weight_map")), sum.n_tensors);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(index, "metadata"), "total_size")),
                      sum.bytes_written);
@@ -318,7 +293,7 @@ static void test_sharded_output(void **state) {
     assert_int_equal(hone_checkpoint_find(&ck, "model.norm.weight")->dtype, HONE_DTYPE_BF16);
     hone_checkpoint_close(&ck);
     assert_checkpoint_matches(out, FIX "/expected/ties.safetensors", 0, 1.0f / 128, 0, "bf16 ties");
-    json_t *config = load_json(out, "config.json");
+    json_t *config = test_load_json(out, "config.json");
     assert_string_equal(json_string_value(json_object_get(config, "torch_dtype")), "bfloat16");
     json_decref(config);
     hone_merge_config_free(c);
@@ -356,8 +331,8 @@ static void test_chat_template(void **state) {
                      "         {model: " FIX "/models/base, parameters: {weight: 1}}]\n"
                      "chat_template: auto\n",
                      out));
-    json_t *tc = load_json(out, "tokenizer_config.json"),
-           *want = load_json(FIX "/models/ft_a", "tokenizer_config.json");
+    json_t *tc = test_load_json(out, "tokenizer_config.json"),
+           *want = test_load_json(FIX "/models/ft_a", "tokenizer_config.json");
     assert_string_equal(json_string_value(json_object_get(tc, "chat_template")),
                         json_string_value(json_object_get(want, "chat_template")));
     json_decref(tc);
@@ -367,7 +342,7 @@ static void test_chat_template(void **state) {
                      "models: [{model: " FIX "/models/ft_b, parameters: {weight: 1}}]\n"
                      "chat_template: \"{% for m in messages %}{{ m['content'] }}{% endfor %}\"\n",
                      out));
-    tc = load_json(out, "tokenizer_config.json");
+    tc = test_load_json(out, "tokenizer_config.json");
     assert_string_equal(json_string_value(json_object_get(tc, "chat_template")),
                         "{% for m in messages %}{{ m['content'] }}{% endfor %}");
     json_decref(tc);
@@ -385,12 +360,12 @@ static void write_untied_copy(const char *src, const char *dst) {
     float **data = calloc(ck.n_tensors + 1, sizeof *data);
     for (size_t i = 0; i < ck.n_tensors; i++) {
         const hone_st_tensor *t = ck.by_name[i];
-        data[i] = tensor_f32(t);
+        data[i] = test_tensor_f32(t);
         e[i] = (hone_st_entry){.name = t->name, .dtype = HONE_DTYPE_F32, .ndim = t->ndim, .data = data[i]};
         memcpy(e[i].shape, t->shape, sizeof t->shape);
     }
     const hone_st_tensor *wte = hone_checkpoint_find(&ck, "model.embed_tokens.weight");
-    data[ck.n_tensors] = tensor_f32(wte);
+    data[ck.n_tensors] = test_tensor_f32(wte);
     for (int64_t j = 0; j < wte->numel; j++) data[ck.n_tensors][j] += 1;
     e[ck.n_tensors] = (hone_st_entry){.name = "lm_head.weight",
                                       .dtype = HONE_DTYPE_F32,
@@ -400,7 +375,7 @@ static void write_untied_copy(const char *src, const char *dst) {
     char *path = hone_path_join(dst, "model.safetensors");
     TEST_OK(hone_st_write(path, e, ck.n_tensors + 1));
     free(path);
-    json_t *config = load_json(src, "config.json");
+    json_t *config = test_load_json(src, "config.json");
     json_object_set_new(config, "tie_word_embeddings", json_false());
     path = hone_path_join(dst, "config.json");
     assert_int_equal(json_dump_file(config, path, 0), 0);
@@ -435,7 +410,7 @@ static void test_tied_lm_head(void **state) {
     TEST_OK(hone_checkpoint_open(&tied, "tests/fixtures/qwen2"));
     const hone_st_tensor *head = hone_checkpoint_find(&got, "lm_head.weight");
     assert_non_null(head);
-    float *h = tensor_f32(head), *wte = tensor_f32(hone_checkpoint_find(&tied, "model.embed_tokens.weight"));
+    float *h = test_tensor_f32(head), *wte = test_tensor_f32(hone_checkpoint_find(&tied, "model.embed_tokens.weight"));
     for (int64_t j = 0; j < head->numel; j++) wte[j] += 0.25f;
     test_assert_close(h, wte, (size_t)head->numel, 1e-6f, 1e-6f, "lm_head from a tied model");
     free(h);
@@ -611,10 +586,10 @@ static void test_expand(void **state) {
                              *c = hone_checkpoint_find(&ck, cases[k].kept);
         assert_non_null(z);
         assert_non_null(c);
-        float *x = tensor_f32(z);
+        float *x = test_tensor_f32(z);
         for (int64_t i = 0; i < z->numel; i++) assert_true(x[i] == 0);
         free(x);
-        x = tensor_f32(c);
+        x = test_tensor_f32(c);
         double s = 0;
         for (int64_t i = 0; i < c->numel; i++) s += fabs(x[i]);
         assert_true(s > 0);
@@ -650,7 +625,7 @@ static void test_stream_writer(void **state) {
     TEST_OK(hone_st_stream_write(&s, h, 6));
     TEST_FAILS_WITH(hone_st_stream_write(&s, h, 1), "more bytes than the header announces");
     TEST_OK(hone_st_stream_commit(&s));
-    assert_same_file(a, b);
+    test_assert_same_file(a, b);
     /* too few bytes: commit refuses and nothing is left */
     char *c = hone_path_join(dir, "c.safetensors");
     TEST_OK(hone_st_stream_open(&s, c, e, 2));
@@ -772,7 +747,7 @@ static void test_plan_errors(void **state) {
         free(from);
         free(to);
     }
-    json_t *config = load_json(FIX "/models/base", "config.json");
+    json_t *config = test_load_json(FIX "/models/base", "config.json");
     json_object_set_new(config, "vocab_size", json_integer(30));
     char *config_path = hone_path_join(small, "config.json"), yaml[512];
     assert_int_equal(json_dump_file(config, config_path, 0), 0);

@@ -14,50 +14,21 @@
 typedef struct {
     const char *name;
     hone_model *model;
-    hone_st_file ref;
-    json_t *json;
-    int B, T;
-    int32_t *ids, *targets;
+    test_reference r;
 } fixture;
 
 static void fixture_open(fixture *f, const char *name) {
     memset(f, 0, sizeof *f);
     f->name = name;
-    char dir[256], path[300];
+    char dir[256];
     snprintf(dir, sizeof dir, "tests/fixtures/%s", name);
     TEST_OK(hone_model_load(&f->model, dir));
-    snprintf(path, sizeof path, "%s/reference.safetensors", dir);
-    TEST_OK(hone_st_open(&f->ref, path));
-    snprintf(path, sizeof path, "%s/reference.json", dir);
-    json_error_t err;
-    f->json = json_load_file(path, 0, &err);
-    if (!f->json) fail_msg("%s: %s", path, err.text);
-    const hone_st_tensor *ids = hone_st_find(&f->ref, "input_ids"), *tg = hone_st_find(&f->ref, "targets");
-    assert_non_null(ids);
-    assert_non_null(tg);
-    f->B = (int)ids->shape[0];
-    f->T = (int)ids->shape[1];
-    f->ids = malloc(ids->nbytes);
-    f->targets = malloc(tg->nbytes);
-    memcpy(f->ids, ids->data, ids->nbytes);
-    memcpy(f->targets, tg->data, tg->nbytes);
+    test_reference_open(&f->r, name, dir, "input_ids");
 }
 
 static void fixture_close(fixture *f) {
     hone_model_free(f->model);
-    hone_st_close(&f->ref);
-    json_decref(f->json);
-    free(f->ids);
-    free(f->targets);
-}
-
-static float *ref_tensor(fixture *f, const char *name, size_t *n) {
-    const hone_st_tensor *t = hone_st_find(&f->ref, name);
-    if (!t) fail_msg("%s: reference tensor %s missing", f->name, name);
-    float *out = malloc(t->numel * sizeof(float));
-    TEST_OK(hone_st_tensor_to_f32(t, out));
-    if (n) *n = (size_t)t->numel;
-    return out;
+    test_reference_close(&f->r);
 }
 
 static double json_num(json_t *o, const char *key) {
@@ -69,12 +40,12 @@ static double json_num(json_t *o, const char *key) {
 /* Forward + cross-entropy (mean over targets) + backward; returns the loss. */
 static double loss_and_grad(fixture *f) {
     hone_model *m = f->model;
-    TEST_OK(hone_model_forward(m, f->ids, f->B, f->T));
+    TEST_OK(hone_model_forward(m, f->r.ids, f->r.B, f->r.T));
     hone_model_zero_grad(m);
     int64_t count = 0;
-    for (int i = 0; i < f->B * f->T; i++) count += f->targets[i] != -100;
+    for (int i = 0; i < f->r.B * f->r.T; i++) count += f->r.targets[i] != -100;
     hone_loss loss;
-    TEST_OK(hone_head_cross_entropy(m, f->targets, 1.0f / (float)count, 1, &loss));
+    TEST_OK(hone_head_cross_entropy(m, f->r.targets, 1.0f / (float)count, 1, &loss));
     assert_int_equal(loss.count, count);
     TEST_OK(hone_model_backward(m));
     return loss.sum_nll / (double)loss.count;
@@ -84,16 +55,16 @@ static void check_forward_backward(const char *name) {
     fixture f;
     fixture_open(&f, name);
     hone_model *m = f.model;
-    const int V = hone_model_get_config(m)->vocab_size, N = f.B * f.T;
-    TEST_OK(hone_model_prepare(m, f.B, f.T, 1));
+    const int V = hone_model_get_config(m)->vocab_size, N = f.r.B * f.r.T;
+    TEST_OK(hone_model_prepare(m, f.r.B, f.r.T, 1));
     double loss = loss_and_grad(&f);
     char what[512];
     snprintf(what, sizeof what, "%s loss", name);
-    double want = json_num(f.json, "loss");
+    double want = json_num(f.r.json, "loss");
     if (fabs(loss - want) > 1e-5 * fabs(want)) fail_msg("%s: got %.9g want %.9g", what, loss, want);
 
     size_t n;
-    float *ref_logits = ref_tensor(&f, "logits", &n);
+    float *ref_logits = test_reference_tensor(&f.r, "logits", &n);
     assert_int_equal(n, (size_t)N * V);
     float *logits = malloc(n * sizeof(float));
     hone_model_logits(m, 0, N, logits);
@@ -106,7 +77,7 @@ static void check_forward_backward(const char *name) {
         char key[256];
         snprintf(key, sizeof key, "grad.%s", tn);
         size_t gn;
-        float *want_g = ref_tensor(&f, key, &gn), *got = malloc(gn * sizeof(float));
+        float *want_g = test_reference_tensor(&f.r, key, &gn), *got = malloc(gn * sizeof(float));
         TEST_OK(hone_model_hf_tensor_get(m, tn, 1, got));
         snprintf(what, sizeof what, "%s %s", name, key);
         test_assert_close(got, want_g, gn, 2e-6f, 1e-4f, what);
@@ -128,7 +99,7 @@ static void check_adamw(const char *name) {
     fixture f;
     fixture_open(&f, name);
     hone_model *m = f.model;
-    json_t *a = json_object_get(f.json, "adamw");
+    json_t *a = json_object_get(f.r.json, "adamw");
     hone_optim_config oc = {.kind = HONE_OPT_ADAMW,
                             .beta1 = (float)json_num(a, "beta1"),
                             .beta2 = (float)json_num(a, "beta2"),
@@ -136,7 +107,7 @@ static void check_adamw(const char *name) {
                             .weight_decay = (float)json_num(a, "weight_decay")};
     float lr = (float)json_num(a, "lr"), max_norm = (float)json_num(a, "max_grad_norm");
     json_t *losses = json_object_get(a, "losses"), *norms = json_object_get(a, "grad_norms");
-    TEST_OK(hone_model_prepare(m, f.B, f.T, 1));
+    TEST_OK(hone_model_prepare(m, f.r.B, f.r.T, 1));
     hone_optimizer opt;
     size_t n_params = 0, n_segs;
     for (size_t i = 0; i < hone_model_hf_tensor_count(m); i++) {
@@ -167,7 +138,7 @@ static void check_adamw(const char *name) {
         char key[256], what[512];
         snprintf(key, sizeof key, "adamw.%s", tn);
         size_t pn;
-        float *want_p = ref_tensor(&f, key, &pn), *got = malloc(pn * sizeof(float));
+        float *want_p = test_reference_tensor(&f.r, key, &pn), *got = malloc(pn * sizeof(float));
         TEST_OK(hone_model_hf_tensor_get(m, tn, 0, got));
         /* Adam divides each gradient by its own magnitude, so where the true gradient is tiny next to the rest
          * of its tensor, fp32 rounding noise (relative to the tensor's scale) becomes a step of up to +-lr.
@@ -176,7 +147,7 @@ static void check_adamw(const char *name) {
          * the gradients themselves are checked tightly by the forward/backward tests. */
         snprintf(key, sizeof key, "grad.%s", tn);
         size_t gn;
-        float *g0 = ref_tensor(&f, key, &gn), gmax = 0;
+        float *g0 = test_reference_tensor(&f.r, key, &gn), gmax = 0;
         for (size_t k = 0; k < gn; k++) gmax = fmaxf(gmax, fabsf(g0[k]));
         for (size_t k = 0; k < pn; k++)
             if (fabsf(g0[k]) < 1e-3f * gmax) got[k] = want_p[k];
@@ -199,21 +170,21 @@ static void check_kv_cache(const char *name) {
     fixture f;
     fixture_open(&f, name);
     hone_model *m = f.model;
-    const int V = hone_model_get_config(m)->vocab_size, T = f.T;
+    const int V = hone_model_get_config(m)->vocab_size, T = f.r.T;
     size_t n;
-    float *ref_logits = ref_tensor(&f, "logits", &n);
+    float *ref_logits = test_reference_tensor(&f.r, "logits", &n);
     float *logits = malloc(sizeof(float) * V);
-    for (int b = 0; b < f.B; b++) {
+    for (int b = 0; b < f.r.B; b++) {
         hone_kv_cache *kv;
         TEST_OK(hone_kv_cache_new(&kv, m, T));
-        TEST_OK(hone_model_step(m, kv, f.ids + b * T, 3, logits));
+        TEST_OK(hone_model_step(m, kv, f.r.ids + b * T, 3, logits));
         test_assert_close(logits, ref_logits + ((size_t)b * T + 2) * V, V, 2e-5f, 1e-5f, "prefill logits");
         for (int t = 3; t < T; t++) {
-            TEST_OK(hone_model_step(m, kv, f.ids + b * T + t, 1, logits));
+            TEST_OK(hone_model_step(m, kv, f.r.ids + b * T + t, 1, logits));
             test_assert_close(logits, ref_logits + ((size_t)b * T + t) * V, V, 2e-5f, 1e-5f, "decode logits");
         }
         assert_int_equal(hone_kv_cache_length(kv), T);
-        TEST_FAILS_WITH(hone_model_step(m, kv, f.ids, 1, logits), "do not fit");
+        TEST_FAILS_WITH(hone_model_step(m, kv, f.r.ids, 1, logits), "do not fit");
         hone_kv_cache_free(kv);
     }
     free(logits);
@@ -249,10 +220,10 @@ static void check_packing(const char *name) {
     fixture f;
     fixture_open(&f, name);
     hone_model *m = f.model;
-    const int T = f.T, a = T / 2 + 1, b = T - a, C = hone_model_get_config(m)->hidden_size;
+    const int T = f.r.T, a = T / 2 + 1, b = T - a, C = hone_model_get_config(m)->hidden_size;
     int32_t *ids = malloc(sizeof(int32_t) * T), *pos = malloc(sizeof(int32_t) * T), *tg = malloc(sizeof(int32_t) * T);
     for (int t = 0; t < T; t++) {
-        ids[t] = t < a ? f.ids[t] : f.ids[T + (t - a)]; /* sample 1 from row 0, sample 2 from row 1 */
+        ids[t] = t < a ? f.r.ids[t] : f.r.ids[T + (t - a)]; /* sample 1 from row 0, sample 2 from row 1 */
         pos[t] = t < a ? t : t - a;
     }
     for (int t = 0; t < T; t++) tg[t] = (t + 1 == a || t + 1 == T) ? -100 : ids[t + 1];
@@ -307,18 +278,18 @@ static void test_kv_cache_qwen2(void **s) { (void)s; check_kv_cache("qwen2"); }
 static void check_save_roundtrip(const char *name) {
     fixture f;
     fixture_open(&f, name);
-    TEST_OK(hone_model_prepare(f.model, f.B, f.T, 0));
-    TEST_OK(hone_model_forward(f.model, f.ids, f.B, f.T));
+    TEST_OK(hone_model_prepare(f.model, f.r.B, f.r.T, 0));
+    TEST_OK(hone_model_forward(f.model, f.r.ids, f.r.B, f.r.T));
     hone_loss before, after;
-    TEST_OK(hone_head_cross_entropy(f.model, f.targets, 1.0f, 0, &before));
+    TEST_OK(hone_head_cross_entropy(f.model, f.r.targets, 1.0f, 0, &before));
     char *dir = test_tmpdir();
     TEST_OK(hone_model_save(f.model, dir));
     hone_model *again;
     TEST_OK(hone_model_load(&again, dir));
     assert_int_equal(hone_model_num_params(again), hone_model_num_params(f.model));
-    TEST_OK(hone_model_prepare(again, f.B, f.T, 0));
-    TEST_OK(hone_model_forward(again, f.ids, f.B, f.T));
-    TEST_OK(hone_head_cross_entropy(again, f.targets, 1.0f, 0, &after));
+    TEST_OK(hone_model_prepare(again, f.r.B, f.r.T, 0));
+    TEST_OK(hone_model_forward(again, f.r.ids, f.r.B, f.r.T));
+    TEST_OK(hone_head_cross_entropy(again, f.r.targets, 1.0f, 0, &after));
     assert_true(before.sum_nll == after.sum_nll);
     assert_int_equal(before.count, after.count);
     /* the written checkpoint carries exactly the Hugging Face tensor names of the original */
@@ -440,12 +411,12 @@ static void test_gpt2_without_prefix(void **s) {
     hone_model *m;
     TEST_OK(hone_model_load(&m, dir));
     hone_loss a, b;
-    TEST_OK(hone_model_prepare(f.model, f.B, f.T, 0));
-    TEST_OK(hone_model_forward(f.model, f.ids, f.B, f.T));
-    TEST_OK(hone_head_cross_entropy(f.model, f.targets, 1, 0, &a));
-    TEST_OK(hone_model_prepare(m, f.B, f.T, 0));
-    TEST_OK(hone_model_forward(m, f.ids, f.B, f.T));
-    TEST_OK(hone_head_cross_entropy(m, f.targets, 1, 0, &b));
+    TEST_OK(hone_model_prepare(f.model, f.r.B, f.r.T, 0));
+    TEST_OK(hone_model_forward(f.model, f.r.ids, f.r.B, f.r.T));
+    TEST_OK(hone_head_cross_entropy(f.model, f.r.targets, 1, 0, &a));
+    TEST_OK(hone_model_prepare(m, f.r.B, f.r.T, 0));
+    TEST_OK(hone_model_forward(m, f.r.ids, f.r.B, f.r.T));
+    TEST_OK(hone_head_cross_entropy(m, f.r.targets, 1, 0, &b));
     assert_true(a.sum_nll == b.sum_nll);
     hone_model_free(m);
     fixture_close(&f);

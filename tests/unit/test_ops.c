@@ -162,6 +162,46 @@ static void test_attention_backward(void **state) {
     check_attention(4, 2);
 }
 
+/* ---- attention with a learned prefix (prefix tuning), on packed rows ---- */
+typedef struct { float *qkv, *att, *prefix; const int32_t *pos; int B, T, NH, NKV, HD, n; } prefix_attn_ctx;
+static op_prefix prefix_of(prefix_attn_ctx *c, float *dprefix) {
+    const int D = c->NKV * c->HD; /* one layer: keys in slot 0, values in slot 1 of each virtual token */
+    op_prefix p = {c->prefix, c->prefix + D, dprefix, dprefix ? dprefix + D : NULL, c->n, 2 * D};
+    return p;
+}
+static void prefix_attn_fwd(void *p, float *out) {
+    prefix_attn_ctx *c = p;
+    op_prefix px = prefix_of(c, NULL);
+    op_attention_prefix_forward(out, c->att, c->qkv, c->pos, c->B, c->T, c->NH, c->NKV, c->HD, 0.5f, &px);
+}
+static void test_attention_prefix_backward(void **state) {
+    (void)state;
+    const int B = 2, T = 5, NH = 4, NKV = 2, HD = 3, n = 2, S = (NH + 2 * NKV) * HD, n_out = B * T * NH * HD;
+    const int32_t pos[10] = {0, 1, 2, 0, 1, 0, 1, 2, 3, 4}; /* row 0 packs two samples */
+    const size_t n_prefix = (size_t)n * 2 * NKV * HD;
+    prefix_attn_ctx c = {randn((size_t)B * T * S, 1), zeros((size_t)B * NH * T * (T + n)), randn(n_prefix, 1), pos,
+                         B, T, NH, NKV, HD, n};
+    float *R = randn(n_out, 1), *out = zeros(n_out), *dqkv = zeros((size_t)B * T * S), *dprefix = zeros(n_prefix);
+    float *scratch = zeros(op_attention_prefix_scratch_floats(B, T, NH, n));
+    op_prefix px = prefix_of(&c, dprefix);
+    op_attention_prefix_forward(out, c.att, c.qkv, pos, B, T, NH, NKV, HD, 0.5f, &px);
+    op_attention_prefix_backward(dqkv, R, c.qkv, c.att, B, T, NH, NKV, HD, 0.5f, scratch, &px);
+    check_fd(prefix_attn_fwd, &c, c.qkv, dqkv, (size_t)B * T * S, R, n_out, "prefix attention dqkv");
+    check_fd(prefix_attn_fwd, &c, c.prefix, dprefix, n_prefix, R, n_out, "prefix attention dprefix");
+    /* the prefix gradients accumulate (+=) */
+    float *twice = zeros(n_prefix);
+    for (size_t i = 0; i < n_prefix; i++) twice[i] = 2 * dprefix[i];
+    op_attention_prefix_backward(dqkv, R, c.qkv, c.att, B, T, NH, NKV, HD, 0.5f, scratch, &px);
+    test_assert_close(dprefix, twice, n_prefix, 1e-6f, 1e-6f, "prefix gradients accumulate");
+    /* without a prefix the variant is plain attention, bit for bit */
+    float *plain = zeros(n_out), *att = zeros((size_t)B * NH * T * T);
+    op_attention_forward(plain, att, c.qkv, pos, B, T, NH, NKV, HD, 0.5f);
+    op_attention_prefix_forward(out, c.att, c.qkv, pos, B, T, NH, NKV, HD, 0.5f, NULL);
+    assert_memory_equal(out, plain, sizeof(float) * n_out);
+    free(c.qkv), free(c.att), free(c.prefix), free(R), free(out), free(dqkv), free(dprefix), free(scratch);
+    free(twice), free(plain), free(att);
+}
+
 /* The cached inference path computes the same outputs as the training path. */
 static void test_attention_cached_matches_full(void **state) {
     (void)state;
@@ -209,6 +249,7 @@ int main(void) {
         cmocka_unit_test(test_rmsnorm_backward),    cmocka_unit_test(test_activation_backward),
         cmocka_unit_test(test_rope_backward),       cmocka_unit_test(test_attention_backward),
         cmocka_unit_test(test_attention_cached_matches_full), cmocka_unit_test(test_embedding_backward),
+        cmocka_unit_test(test_attention_prefix_backward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

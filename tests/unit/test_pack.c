@@ -137,7 +137,7 @@ static void test_best_fit_decreasing(void **state) {
 static void test_padded_rows(void **state) {
     (void)state;
     hone_sequence *s = random_sequences(50, 40, 9);
-    s[3].labels[1] = 5; /* make sure sample 3 trains something, and cut it */
+    if (s[3].n > 1) s[3].labels[1] = 5; /* make sure sample 3 trains something (random lengths may be 1) */
     hone_pack_options o = {.sequence_len = 32, .sample_packing = 0, .truncation = HONE_TRUNCATE_CUT, .pad_id = 0};
     hone_packed p;
     TEST_OK(hone_pack(s, 50, &o, &p));
@@ -158,10 +158,64 @@ static void test_padded_rows(void **state) {
     TEST_FAILS_WITH(hone_truncation_parse("cut", &t), "expected drop or truncate");
 }
 
+/* Prompt tuning: virtual_tokens placeholders (pad_id, never a target) open every sample and count in its length;
+ * the last placeholder predicts the sample's first label, as PEFT's concatenated labels do. */
+static void check_virtual_tokens(int packing) {
+    enum { NV = 3, L = 12, N = 40 };
+    hone_sequence *s = random_sequences(N, 12, 21 + (uint64_t)packing);
+    for (size_t i = 0; i < N; i++) s[i].labels[0] = s[i].input_ids[0];
+    hone_pack_options o = {.sequence_len = L, .sample_packing = packing, .truncation = HONE_TRUNCATE_DROP,
+                           .pad_id = 7, .virtual_tokens = NV};
+    hone_packed p;
+    TEST_OK(hone_pack(s, N, &o, &p));
+    size_t placed = 0, dropped = 0, tokens = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (s[i].n + NV > L) {
+            assert_int_equal(p.sample_at[i], -1);
+            dropped++;
+            continue;
+        }
+        assert_true(p.sample_at[i] >= 0); /* the first label always trains here */
+        const int32_t *ids = p.ids + p.sample_at[i], *lab = p.labels + p.sample_at[i], *pos = p.pos + p.sample_at[i];
+        const int len = (int)s[i].n + NV;
+        for (int t = 0; t < len; t++) {
+            assert_int_equal(pos[t], t);
+            assert_int_equal(ids[t], t < NV ? 7 : s[i].input_ids[t - NV]);
+            const int32_t want = t + 1 == len ? IGNORE : t + 1 < NV ? IGNORE : s[i].labels[t + 1 - NV];
+            assert_int_equal(lab[t], want);
+        }
+        placed++;
+        tokens += (size_t)len;
+    }
+    assert_int_equal(p.n_samples, placed);
+    assert_int_equal(p.n_dropped, dropped);
+    assert_int_equal(p.n_tokens, tokens);
+    hone_packed_free(&p);
+    /* cut instead of dropped: the placeholders stay, the tail goes */
+    o.truncation = HONE_TRUNCATE_CUT;
+    TEST_OK(hone_pack(s, N, &o, &p));
+    for (size_t i = 0; i < N; i++) {
+        assert_true(p.sample_at[i] >= 0);
+        assert_int_equal(p.ids[p.sample_at[i] + NV - 1], 7);
+        assert_int_equal(p.labels[p.sample_at[i] + NV - 1], s[i].labels[0]);
+    }
+    hone_packed_free(&p);
+    o.virtual_tokens = L;
+    TEST_FAILS_WITH(hone_pack(s, N, &o, &p), "virtual tokens leave no room");
+    free_sequences(s, N);
+}
+
+static void test_virtual_tokens(void **state) {
+    (void)state;
+    check_virtual_tokens(1);
+    check_virtual_tokens(0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_best_fit_decreasing),
         cmocka_unit_test(test_padded_rows),
+        cmocka_unit_test(test_virtual_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,3 +86,59 @@ char *test_write_byte_level_tokenizer(const char *dir, const char *const *specia
     json_decref(doc);
     return path;
 }
+
+json_t *test_load_json(const char *dir, const char *name) {
+    char *path = hone_path_join(dir, name);
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j) fail_msg("%s: %s", path, err.text);
+    free(path);
+    return j;
+}
+
+void test_assert_same_file(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    TEST_OK(hone_file_read(a, &x, &nx));
+    TEST_OK(hone_file_read(b, &y, &ny));
+    if (nx != ny || memcmp(x, y, nx)) fail_msg("%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+float *test_tensor_f32(const hone_st_tensor *t) {
+    float *x = malloc((size_t)t->numel * sizeof *x);
+    TEST_OK(hone_st_tensor_to_f32(t, x));
+    return x;
+}
+
+void test_reference_open(test_reference *r, const char *name, const char *dir, const char *ids_name) {
+    memset(r, 0, sizeof *r);
+    r->name = name;
+    char *path = hone_path_join(dir, "reference.safetensors");
+    TEST_OK(hone_st_open(&r->ref, path));
+    free(path);
+    r->json = test_load_json(dir, "reference.json");
+    const hone_st_tensor *ids = hone_st_find(&r->ref, ids_name), *tg = hone_st_find(&r->ref, "targets");
+    if (!ids || !tg) fail_msg("%s: the reference has no %s or targets tensor", dir, ids_name);
+    r->B = (int)ids->shape[0];
+    r->T = (int)ids->shape[1];
+    r->ids = malloc(ids->nbytes);
+    r->targets = malloc(tg->nbytes);
+    memcpy(r->ids, ids->data, ids->nbytes);
+    memcpy(r->targets, tg->data, tg->nbytes);
+}
+
+void test_reference_close(test_reference *r) {
+    hone_st_close(&r->ref);
+    json_decref(r->json);
+    free(r->ids);
+    free(r->targets);
+}
+
+float *test_reference_tensor(test_reference *r, const char *tensor, size_t *n) {
+    const hone_st_tensor *t = hone_st_find(&r->ref, tensor);
+    if (!t) fail_msg("%s: reference tensor %s missing", r->name, tensor);
+    if (n) *n = (size_t)t->numel;
+    return test_tensor_f32(t);
+}
