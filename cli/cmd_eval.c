@@ -39,14 +39,6 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (!cli_load_adapter(m, s, "eval", &adapter)) goto done;
-    if (hone_model_virtual_tokens(m) > 0) {
-        /* each block would need the virtual-token placeholders in front: hone_eval_tokens does not place them */
-        fprintf(stderr,
-                "hone eval: error: %s is a prompt-tuning adapter, which eval does not support yet (prefix "
-                "tuning and LoRA adapters work)\n",
-                hone_settings_str(s, "adapter"));
-        goto done;
-    }
     if (hone_tokens_load_for_model(&data, hone_settings_str(s, "data"), m, hone_settings_str(s, "tokenizer"),
                                    cli_token_cache_dir(s), NULL) != HONE_OK ||
         hone_eval_tokens(m, &data, (int)hone_settings_int(s, "sequence_len"),

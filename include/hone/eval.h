@@ -30,7 +30,8 @@ typedef struct {
 } hone_eval_result;
 
 /* Mean next-token loss over the blocks of sequence_len tokens (the last partial block is kept when it has at
- * least 2 tokens), micro_batch_size blocks per forward pass. */
+ * least 2 tokens), micro_batch_size blocks per forward pass. With a prompt-tuning adapter attached, each block is
+ * preceded by its virtual tokens, and the last of them predicts the block's first token (PEFT's labels). */
 hone_status hone_eval_tokens(hone_model *m, const hone_token_stream *data, int sequence_len, int micro_batch_size,
                              hone_eval_result *out);
 

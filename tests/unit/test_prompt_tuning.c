@@ -10,6 +10,8 @@
 
 #include "hone/peft.h"
 #include "hone/safetensors.h"
+#include "hone/eval.h"
+#include "hone/pack.h"
 #include "testutil.h"
 
 #define FIXTURES "tests/fixtures/peft/"
@@ -315,6 +317,45 @@ static void test_generation(void **state) {
     }
 }
 
+/* hone_eval_tokens with a prompt-tuning adapter scores each block after its virtual tokens (the last one predicting
+ * the block's first token): the same sums as the block packed with hone_pack's placeholders and run through the
+ * training head. */
+static void test_eval_prompt_tuning(void **state) {
+    (void)state;
+    hone_model *m;
+    hone_adapter *a;
+    TEST_OK(hone_model_load(&m, "tests/fixtures/gpt2"));
+    TEST_OK(hone_adapter_load(&a, m, "tests/fixtures/peft/prompt_gpt2"));
+    TEST_OK(hone_model_attach(m, a));
+    const int nv = hone_model_virtual_tokens(m), T = 6, V = hone_model_get_config(m)->vocab_size;
+    int32_t tokens[15];
+    for (int i = 0; i < 15; i++) tokens[i] = (int32_t)((i * 7 + 3) % V);
+    hone_token_stream data = {.tokens = tokens, .n_tokens = 15, .n_documents = 1};
+    hone_eval_result r;
+    TEST_OK(hone_eval_tokens(m, &data, T, 2, &r));
+    assert_int_equal(r.tokens, 15); /* 6 + 6 + 3: every token of a block is predicted */
+
+    hone_sequence seqs[3];
+    const int lens[3] = {6, 6, 3};
+    for (int k = 0; k < 3; k++)
+        seqs[k] = (hone_sequence){.input_ids = tokens + 6 * k, .labels = tokens + 6 * k, .n = (size_t)lens[k]};
+    hone_pack_options po = {.sequence_len = nv + T, .virtual_tokens = nv};
+    hone_packed rows;
+    TEST_OK(hone_pack(seqs, 3, &po, &rows));
+    assert_int_equal(rows.n_rows, 3);
+    TEST_OK(hone_model_prepare(m, 3, nv + T, 0));
+    TEST_OK(hone_model_forward_positions(m, rows.ids, rows.pos, 3, nv + T));
+    hone_loss loss;
+    TEST_OK(hone_head_cross_entropy(m, rows.labels, 1.0f, 0, &loss));
+    assert_int_equal(loss.count, 15);
+    const double want = loss.sum_nll / (double)loss.count;
+    if (fabs(r.loss - want) > 1e-5 * fabs(want)) fail_msg("eval loss %.9g, packed rows %.9g", r.loss, want);
+    hone_packed_free(&rows);
+    TEST_OK(hone_model_attach(m, NULL));
+    hone_adapter_free(a);
+    hone_model_free(m);
+}
+
 static json_t *saved_config(const char *dir) { return test_load_json(dir, "adapter_config.json"); }
 
 /* Save → load gives the same tensors and PEFT's config keys; initialisations do what PEFT's do. */
@@ -487,6 +528,7 @@ int main(void) {
         cmocka_unit_test(test_folded_gpt2),        cmocka_unit_test(test_folded_llama),
         cmocka_unit_test(test_generation),         cmocka_unit_test(test_save_load_and_init),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_eval_prompt_tuning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
