@@ -17,7 +17,7 @@ static const hone_key_spec keys[] = {
     {"adapter", HONE_KEY_STRING, NULL, "lora: time LoRA steps (frozen base) instead of full fine-tuning"},
     {"lora_r", HONE_KEY_INT, "16", "LoRA rank"},
     {"lora_alpha", HONE_KEY_FLOAT, "8", "LoRA scale numerator: scale = lora_alpha / lora_r"},
-    {"lora_target_modules", HONE_KEY_STRING, "all-linear", "comma-separated module names or all-linear"},
+    {"lora_target_modules", HONE_KEY_LIST, "all-linear", "module names (q_proj,v_proj) or all-linear"},
     {"lora_dropout", HONE_KEY_FLOAT, "0", "dropout on the LoRA path's input, in [0, 1)"},
     {"json", HONE_KEY_BOOL, "false", "print one JSON object on stdout"},
     CLI_THREADS_KEY,

@@ -65,20 +65,6 @@ static hone_status render_datasets(const hone_settings *s, const char *key, cons
     return st;
 }
 
-/* items joined by commas (free()). */
-static char *join_list(const char *const *items, size_t n) {
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++) len += strlen(items[i]) + 1;
-    char *s = malloc(len);
-    if (!s) return NULL;
-    s[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i) strcat(s, ",");
-        strcat(s, items[i]);
-    }
-    return s;
-}
-
 /* The adapter the settings ask for, attached to m: lora_model_dir loaded, or a new one of kind `adapter`; NULL
  * for full fine-tuning. */
 static hone_status make_adapter(const hone_settings *s, hone_model *m, const hone_tokenizer *tok,
@@ -104,30 +90,19 @@ static hone_status make_adapter(const hone_settings *s, hone_model *m, const hon
         pc.num_virtual_tokens = (int)hone_settings_int(s, "num_virtual_tokens");
         pc.prefix_projection = hone_settings_bool(s, "prefix_projection");
         pc.encoder_hidden_size = (int)hone_settings_int(s, "encoder_hidden_size");
-        const char *const *modules;
-        const size_t n_modules = hone_settings_list(s, "lora_target_modules", &modules);
-        char *targets = n_modules ? join_list(modules, n_modules) : NULL;
-        pc.target_modules = targets;
-        const char *init = hone_settings_str(s, "prompt_tuning_init");
-        hone_status st = HONE_OK;
+        pc.target_modules = hone_settings_str(s, "lora_target_modules"); /* a list's items joined with ',' */
         int32_t *init_ids = NULL;
-        if (!strcmp(init, "TEXT")) {
-            pc.init = HONE_PROMPT_INIT_TEXT;
+        hone_status st = hone_prompt_init_parse(hone_settings_str(s, "prompt_tuning_init"), &pc.init);
+        if (st == HONE_OK && pc.init == HONE_PROMPT_INIT_TEXT) {
             pc.init_text = hone_settings_str(s, "prompt_tuning_init_text");
             size_t n = 0;
             st = pc.init_text ? hone_tokenizer_encode(tok, pc.init_text, strlen(pc.init_text), 0, &init_ids, &n)
                               : hone_errorf(HONE_ERR_INVALID, "prompt_tuning_init TEXT needs prompt_tuning_init_text");
             pc.init_ids = init_ids;
             pc.n_init_ids = (int)n;
-        } else if (!strcmp(init, "SAMPLE_VOCAB")) {
-            pc.init = HONE_PROMPT_INIT_SAMPLE_VOCAB;
-        } else if (strcmp(init, "RANDOM")) {
-            st = hone_errorf(HONE_ERR_INVALID, "prompt_tuning_init: unknown value '%s' (expected RANDOM, TEXT or "
-                             "SAMPLE_VOCAB)", init);
         }
         if (st == HONE_OK) st = hone_adapter_create(out, m, &pc, (uint64_t)hone_settings_int(s, "seed"));
         free(init_ids);
-        free(targets);
         HONE_TRY(st);
     }
     if (*out && hone_model_attach(m, *out) != HONE_OK) {

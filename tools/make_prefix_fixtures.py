@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import init_fixture_weights  # noqa: E402
+from make_fixtures import LLAMA, init_fixture_weights  # noqa: E402
 from safetensors_io import load_safetensors, save_safetensors  # noqa: E402
 from torch_models import apply_rope, build_model, llama_head_dim, repeat_kv, rope_cos_sin  # noqa: E402
 
@@ -58,32 +58,7 @@ PLACEHOLDER = 0
 IGNORE = -100
 SEED = 4242
 
-LLAMA_GQA = {
-    "architectures": ["LlamaForCausalLM"],
-    "attention_bias": False,
-    "attention_dropout": 0.0,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-    "head_dim": 8,
-    "hidden_act": "silu",
-    "hidden_size": 32,
-    "initializer_range": 0.02,
-    "intermediate_size": 48,
-    "max_position_embeddings": 64,
-    "mlp_bias": False,
-    "model_type": "llama",
-    "num_attention_heads": 4,
-    "num_hidden_layers": 2,
-    "num_key_value_heads": 2,
-    "pretraining_tp": 1,
-    "rms_norm_eps": 1e-06,
-    "rope_scaling": None,
-    "rope_theta": 10000.0,
-    "tie_word_embeddings": False,
-    "torch_dtype": "float32",
-    "use_cache": True,
-    "vocab_size": 64,
-}
+LLAMA_GQA = dict(LLAMA, head_dim=8)  # make_fixtures.py's Llama with head_dim 8: kv_dim 16 != hidden 32
 
 
 def dims(cfg):

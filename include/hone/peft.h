@@ -66,6 +66,8 @@ typedef struct {
 void hone_peft_config_defaults(hone_peft_config *c, hone_peft_kind kind);
 /* "lora" | "prompt" | "prefix" (the error lists the choices). */
 hone_status hone_peft_kind_parse(const char *name, hone_peft_kind *out);
+/* PEFT's prompt_tuning_init names: "RANDOM" | "TEXT" | "SAMPLE_VOCAB" (the error lists them). */
+hone_status hone_prompt_init_parse(const char *name, hone_prompt_init *out);
 
 typedef struct hone_adapter hone_adapter;
 

@@ -29,6 +29,16 @@ static int is_prefix(const hone_adapter *a) { return a->cfg.kind == HONE_PEFT_PR
 
 static const char *const init_names[] = {"RANDOM", "TEXT", "SAMPLE_VOCAB"};
 
+hone_status hone_prompt_init_parse(const char *name, hone_prompt_init *out) {
+    for (int i = 0; i < 3 && name; i++)
+        if (!strcmp(name, init_names[i])) {
+            *out = (hone_prompt_init)i;
+            return HONE_OK;
+        }
+    return hone_errorf(HONE_ERR_INVALID, "prompt_tuning_init: unknown value '%s' (expected RANDOM, TEXT or "
+                       "SAMPLE_VOCAB)", name ? name : "");
+}
+
 /* An integer key that must match what the model needs. */
 static hone_status check_int_key(json_t *root, const char *key, int want, const char *what, const char *path) {
     json_t *v = json_object_get(root, key);
@@ -59,10 +69,7 @@ static hone_status prompt_config_read(hone_adapter *a, json_t *root, const char 
             !strcmp(key, "num_transformer_submodules") || !strcmp(key, "num_attention_heads"))
             continue;
         if (!prefix && !strcmp(key, "prompt_tuning_init")) {
-            int found = 0;
-            for (int i = 0; i < 3 && json_is_string(v); i++)
-                if (!strcmp(json_string_value(v), init_names[i])) a->cfg.init = (hone_prompt_init)i, found = 1;
-            if (!found)
+            if (hone_prompt_init_parse(json_string_value(v), &a->cfg.init) != HONE_OK)
                 return hone_errorf(HONE_ERR_UNSUPPORTED, "%s: prompt_tuning_init must be RANDOM, TEXT or "
                                    "SAMPLE_VOCAB", path);
         } else if (!prefix && !strcmp(key, "prompt_tuning_init_text")) {

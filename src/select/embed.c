@@ -45,11 +45,9 @@ static hone_status add_hidden(hone_model *m, const hone_packed *rows, size_t r0,
     (void)targets;
     const embed_ctx *e = ctx;
     const float *h = hone_model_hidden(m);
-    const int L = rows->row_len;
+    size_t k, col;
     for (size_t i = 0; i < e->n; i++) {
-        const int64_t at = rows->sample_at[i];
-        if (at < 0 || (size_t)(at / L) < r0 || (size_t)(at / L) >= r0 + (size_t)b) continue;
-        const size_t k = (size_t)(at / L) - r0, col = (size_t)(at % L);
+        if (!select_in_batch(rows, i, r0, b, &k, &col)) continue;
         double *sum = e->sums + i * e->dim;
         for (size_t t = 0; t < e->lens[i]; t++) {
             const float *row = h + (k * (size_t)T + col + t) * e->dim;

@@ -173,13 +173,10 @@ static hone_status sum_nll(hone_model *m, const hone_packed *rows, size_t r0, in
     const score_ctx *sc = ctx;
     hone_loss loss;
     HONE_TRY(hone_head_token_nll(m, targets, sc->nll, &loss));
-    const int L = rows->row_len;
-    for (size_t i = 0; i < sc->n_seqs; i++) {
-        const int64_t at = rows->sample_at[i];
-        if (at < 0 || (size_t)(at / L) < r0 || (size_t)(at / L) >= r0 + (size_t)b) continue;
-        const size_t k = (size_t)(at / L) - r0, col = (size_t)(at % L);
-        for (size_t t = 0; t < sc->seqs[i].n; t++) sc->sums[i] += sc->nll[k * T + col + t];
-    }
+    size_t k, col;
+    for (size_t i = 0; i < sc->n_seqs; i++)
+        if (select_in_batch(rows, i, r0, b, &k, &col))
+            for (size_t t = 0; t < sc->seqs[i].n; t++) sc->sums[i] += sc->nll[k * T + col + t];
     return HONE_OK;
 }
 

@@ -52,27 +52,26 @@ echo "   ok: $ms ms"
 
 check "killed with SIGKILL at random moments and resumed with auto until it finishes: the same bytes"
 # Odd runs are killed after a random delay (up to a quarter of the uninterrupted run); even runs as soon as a
-# checkpoint is being written (its .partial folder appears) plus up to 5 ms, so that kills land inside checkpoint
-# writes for sure. After 12 kills the run is left to finish.
+# checkpoint is being written (its .partial folder appears), so that kills land inside checkpoint writes. After 12
+# kills, at least one of them inside a checkpoint write, the run is left to finish.
 kills=0 partial=0 resumed=0 runs=0 rc=1
 while [ "$rc" -ne 0 ]; do
     runs=$((runs + 1))
     [ "$runs" -le 80 ] || fail "the run did not finish after 80 restarts"
     "$HONE" "$@" --output-dir "$W/run" --resume-from-checkpoint auto >"$W/log" 2>&1 &
     pid=$!
-    if [ "$kills" -ge 12 ]; then
+    if [ "$kills" -ge 12 ] && [ "$partial" -ge 1 ]; then
         rc=0
         wait "$pid" || rc=$?
         [ "$rc" -eq 0 ] || fail "the last resumed run failed with exit status $rc: $(cat "$W/log")"
         grep -q "resuming from .*checkpoint-" "$W/log" || fail "the last run did not resume: $(cat "$W/log")"
         break
     fi
-    delay=$(awk -v seed="$runs$$" -v ms="$ms" -v odd=$((runs % 2)) \
-        'BEGIN { srand(seed); printf "%.3f", odd ? rand() * ms / 4000 : rand() * 0.005 }')
     if [ $((runs % 2)) -eq 0 ]; then
-        while kill -0 "$pid" 2>/dev/null && ! ls -a "$W/run" 2>/dev/null | grep -q '\.partial$'; do sleep 0.005; done
+        while kill -0 "$pid" 2>/dev/null && ! ls -a "$W/run" 2>/dev/null | grep -q '\.partial$'; do sleep 0.002; done
+    else
+        sleep "$(awk -v seed="$runs$$" -v ms="$ms" 'BEGIN { srand(seed); printf "%.3f", rand() * ms / 4000 }')"
     fi
-    sleep "$delay"
     kill -9 "$pid" 2>/dev/null || true
     rc=0
     wait "$pid" 2>/dev/null || rc=$?

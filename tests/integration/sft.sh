@@ -62,6 +62,8 @@ expect_error "a target module the model lacks" "matches no module of this gpt2 m
     --model "$MODEL" --datasets "$ALPACA" --output-dir "$W/x" --adapter lora --lora-target-modules q_proj
 expect_error "a zero rank" "lora_r must be positive" "$HONE" sft --model "$MODEL" --datasets "$ALPACA" \
     --output-dir "$W/x" --adapter lora --lora-r 0
+expect_error "an unknown prompt initialisation" "expected RANDOM, TEXT or SAMPLE_VOCAB" "$HONE" sft \
+    --model "$MODEL" --datasets "$ALPACA" --output-dir "$W/x" --adapter prompt --prompt-tuning-init WORDS
 expect_error "TEXT initialisation without its text" "prompt_tuning_init_text" "$HONE" sft --model "$MODEL" \
     --datasets "$ALPACA" --output-dir "$W/x" --adapter prompt --prompt-tuning-init TEXT
 expect_error "an adapter of another kind than asked" "another kind" "$HONE" sft --model "$MODEL" \

@@ -324,6 +324,30 @@ static void test_select_diversity(void **state) {
     assert_int_equal(d[3].reason, HONE_SELECT_BELOW_CUT);
 }
 
+/* A file that is not a scores file (or was edited) is refused with the line that is wrong. */
+static void test_select_file_rejects_bad_rows(void **state) {
+    (void)state;
+    char *dir = test_tmpdir();
+    static const char bad_index[] = "{\"index\":0,\"ifd\":0.5}\n{\"index\":5,\"ifd\":0.7}\n";
+    static const char not_json[] = "{\"index\":0,\"ifd\":0.5}\n{\"index\":1,\"ifd\":\n";
+    static const char no_score[] = "{\"index\":0,\"instruction\":\"x\"}\n";
+    const char *const files[] = {bad_index, not_json, no_score};
+    const char *const lines[] = {":2: not the scores row of example 1", ":2: not the scores row of example 1",
+                                 ":1: not the scores row of example 0"};
+    char *out = hone_path_join(dir, "kept.jsonl");
+    hone_select_options o = {.max_ifd = 1};
+    hone_select_summary sum;
+    for (int i = 0; i < 3; i++) {
+        char *path = test_write_file(dir, "scores.jsonl", files[i], strlen(files[i]));
+        TEST_FAILS_WITH(hone_select_file(path, &o, out, NULL, &sum), lines[i]);
+        assert_false(hone_file_exists(out)); /* nothing written */
+        free(path);
+    }
+    free(out);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 /* The packed embeddings equal the mean hidden state of each sequence run alone. */
 static void test_embed_sequences(void **state) {
     (void)state;
@@ -362,6 +386,7 @@ int main(void) {
         cmocka_unit_test(test_select_thresholds_and_cap),
         cmocka_unit_test(test_select_diversity),
         cmocka_unit_test(test_embed_sequences),
+        cmocka_unit_test(test_select_file_rejects_bad_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
