@@ -502,6 +502,17 @@ static void test_resume_refuses_changes(void **s) {
     tc.resume_from_checkpoint = "auto";
     TEST_OK(hone_pretrain(m, &data, &tc, NULL, NULL, &sum)); /* unchanged: resumes */
     assert_int_equal(sum.resumed_step, 2);
+    /* a damaged or foreign trainer_state.json is refused with its path */
+    char *ck = hone_path_join(dir, "checkpoint-2");
+    static const char *const states[] = {"{\"format\": ", "{\"format\": \"other\", \"version\": 1}",
+                                         "{\"format\": \"hone trainer_state\", \"version\": 1}"};
+    static const char *const errors[] = {"is this a checkpoint folder of hone?", "not a trainer state of this hone",
+                                         "bad or missing progress fields"};
+    for (int i = 0; i < 3; i++) {
+        free(test_write_file(ck, "trainer_state.json", states[i], strlen(states[i])));
+        TEST_FAILS_WITH(hone_pretrain(m, &data, &tc, NULL, NULL, &sum), errors[i]);
+    }
+    free(ck);
     hone_model_free(m);
     test_tmpdir_remove(dir);
     free(dir);
