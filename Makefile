@@ -24,6 +24,7 @@ test: build
 bench: build
 	sh bench/train_step.sh
 	sh bench/lora_step.sh
+	sh bench/score.sh
 	sh bench/tokenize.sh
 	sh bench/merge.sh
 

@@ -7,7 +7,8 @@
 # Usage: sh bench/lora_step.sh
 # Environment: THREADS (default: nproc), STEPS (timed steps, default 10), WARMUP (default 2),
 #              PRESETS (default "smollm-135m gpt2-124m"), LORA_R (default 16), LORA_ALPHA (default 8),
-#              LORA_TARGETS (default all-linear; e.g. q_proj,v_proj),
+#              LORA_TARGETS (default all-linear; e.g. q_proj,v_proj), BASE_DTYPE (default fp32; bf16 keeps hone's
+#              frozen base in bf16 in the LoRA runs, PyTorch's stays fp32),
 #              HONE (default build/hone), PYTHON (default /usr/bin/python3, Debian's python3-torch).
 # Prints the machine, the date, the versions and a table; ratio = pytorch ms / hone ms (> 1: hone faster).
 
@@ -21,6 +22,7 @@ PRESETS=${PRESETS:-smollm-135m gpt2-124m}
 LORA_R=${LORA_R:-16}
 LORA_ALPHA=${LORA_ALPHA:-8}
 LORA_TARGETS=${LORA_TARGETS:-all-linear}
+BASE_DTYPE=${BASE_DTYPE:-fp32}
 HONE=${HONE:-build/hone}
 PYTHON=${PYTHON:-/usr/bin/python3}
 B=4
@@ -34,7 +36,7 @@ fi
 . bench/common.sh
 bench_header
 echo "run:     B=$B T=$T threads=$THREADS steps=$STEPS warmup=$WARMUP (median ms per step);" \
-    "LoRA r=$LORA_R alpha=$LORA_ALPHA targets=$LORA_TARGETS"
+    "LoRA r=$LORA_R alpha=$LORA_ALPHA targets=$LORA_TARGETS base_dtype=$BASE_DTYPE (hone)"
 echo
 
 rows=""
@@ -44,6 +46,7 @@ for p in $PRESETS; do
         lora_hone="" lora_torch=""
         if [ $method = lora ]; then
             lora_hone="--adapter lora --lora-r $LORA_R --lora-alpha $LORA_ALPHA --lora-target-modules $LORA_TARGETS"
+            lora_hone="$lora_hone --base-dtype $BASE_DTYPE"
             lora_torch="--lora-r $LORA_R --lora-alpha $LORA_ALPHA --lora-target-modules $LORA_TARGETS"
         fi
         ticks0=$(cpu_ticks)

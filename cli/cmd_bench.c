@@ -18,7 +18,9 @@ static const hone_key_spec keys[] = {
     {"lora_r", HONE_KEY_INT, "16", "LoRA rank"},
     {"lora_alpha", HONE_KEY_FLOAT, "8", "LoRA scale numerator: scale = lora_alpha / lora_r"},
     {"lora_target_modules", HONE_KEY_LIST, "all-linear", "module names (q_proj,v_proj) or all-linear"},
+    {"lora_modules_to_save", HONE_KEY_LIST, NULL, "modules trained in full next to LoRA: embed_tokens, lm_head"},
     {"lora_dropout", HONE_KEY_FLOAT, "0", "dropout on the LoRA path's input, in [0, 1)"},
+    {"base_dtype", HONE_KEY_STRING, "fp32", "fp32 | bf16: keep the frozen base's matrices in bf16 (needs --adapter)"},
     {"json", HONE_KEY_BOOL, "false", "print one JSON object on stdout"},
     CLI_THREADS_KEY,
 };
@@ -71,7 +73,8 @@ int cmd_bench(int argc, char **argv) {
     if (argc < 1 || strcmp(argv[0], "train") != 0) {
         if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
             printf("usage: hone bench train --preset NAME [--micro-batch-size B] [--sequence-len T] [--steps N]\n"
-                   "                        [--adapter lora [--lora-r 16] [--lora-target-modules all-linear]]\n"
+                   "                        [--adapter lora [--lora-r 16] [--lora-target-modules all-linear]\n"
+                   "                        [--base-dtype bf16]]\n"
                    "       hone bench tokenize --tokenizer DIR --data FILE.txt [--threads N]\n");
             return 0;
         }
@@ -101,7 +104,8 @@ int cmd_bench(int argc, char **argv) {
     const int B = (int)hone_settings_int(s, "micro_batch_size"), T = (int)hone_settings_int(s, "sequence_len");
     hone_peft_config pc;
     const int lora = hone_settings_is_set(s, "adapter");
-    static const char *const lora_keys[] = {"lora_r", "lora_alpha", "lora_target_modules", "lora_dropout"};
+    static const char *const lora_keys[] = {"lora_r", "lora_alpha", "lora_target_modules", "lora_dropout",
+                                            "lora_modules_to_save"};
     for (size_t k = 0; k < sizeof lora_keys / sizeof lora_keys[0] && !lora; k++)
         if (hone_settings_is_set(s, lora_keys[k])) {
             fprintf(stderr, "hone bench: error: %s is set but no adapter is: add --adapter lora\n", lora_keys[k]);
@@ -117,10 +121,13 @@ int cmd_bench(int argc, char **argv) {
         pc.alpha = (float)hone_settings_float(s, "lora_alpha");
         pc.dropout = (float)hone_settings_float(s, "lora_dropout");
         pc.target_modules = hone_settings_str(s, "lora_target_modules");
+        pc.modules_to_save = hone_settings_str(s, "lora_modules_to_save");
     }
     hone_bench_result r;
-    if (hone_bench_train(&c, lora ? &pc : NULL, B, T, (int)hone_settings_int(s, "steps"),
-                         (int)hone_settings_int(s, "warmup"), &r) != HONE_OK) {
+    hone_dtype base_dtype;
+    if (hone_base_dtype_parse(hone_settings_str(s, "base_dtype"), &base_dtype) != HONE_OK ||
+        hone_bench_train_base(&c, lora ? &pc : NULL, base_dtype, B, T, (int)hone_settings_int(s, "steps"),
+                              (int)hone_settings_int(s, "warmup"), &r) != HONE_OK) {
         cli_fail("bench");
         goto done;
     }
@@ -129,14 +136,17 @@ int cmd_bench(int argc, char **argv) {
         printf("{\"impl\": \"hone\", \"preset\": \"%s\", \"micro_batch_size\": %d, \"sequence_len\": %d, "
                "\"threads\": %d, \"params\": %zu, \"ms_per_step\": %.3f, \"tokens_per_second\": %.2f, "
                "\"gflops\": %.2f, \"peak_gflops\": %.2f, \"mfu\": %.4f, \"method\": \"%s\", "
-               "\"trainable_params\": %zu, \"peak_memory_mb\": %.1f, \"last_loss\": %.6f}\n",
+               "\"trainable_params\": %zu, \"base_dtype\": \"%s\", \"peak_memory_mb\": %.1f, "
+               "\"last_loss\": %.6f}\n",
                hone_settings_str(s, "preset"), B, T, threads, r.n_params, r.ms_per_step, r.tokens_per_second, r.gflops,
-               r.peak_gflops, r.mfu, method, r.n_trainable, r.peak_memory_mb, r.last_loss);
+               r.peak_gflops, r.mfu, method, r.n_trainable, hone_settings_str(s, "base_dtype"), r.peak_memory_mb,
+               r.last_loss);
     else
         printf("%s %s (%zu parameters, %zu trainable), B=%d T=%d, %d threads: %.1f ms/step, %.0f tokens/s, %.1f "
-               "GFLOP/s of a %.1f GFLOP/s sgemm peak (MFU %.0f%%), peak memory %.0f MB\n",
+               "GFLOP/s of a %.1f GFLOP/s sgemm peak (MFU %.0f%%), %s base, peak memory %.0f MB\n",
                hone_settings_str(s, "preset"), method, r.n_params, r.n_trainable, B, T, threads, r.ms_per_step,
-               r.tokens_per_second, r.gflops, r.peak_gflops, 100 * r.mfu, r.peak_memory_mb);
+               r.tokens_per_second, r.gflops, r.peak_gflops, 100 * r.mfu, hone_settings_str(s, "base_dtype"),
+               r.peak_memory_mb);
     rc = 0;
 done:
     hone_settings_free(s);

@@ -130,12 +130,18 @@ static int data_render(int argc, char **argv) {
     hone_chat_template *tmpl = NULL;
     hone_dataset_options o;
     render_job job = {.ro = {.eos_id = -1}};
-    const char *tok_path = hone_settings_str(s, "tokenizer");
+    hone_conversation_style style = HONE_CONVERSATION_NONE;
+    const char *tok_path = hone_settings_str(s, "tokenizer"), *chat_template = hone_settings_str(s, "chat_template");
     if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output") != HONE_OK ||
         hone_settings_require(s, "tokenizer") != HONE_OK || !cli_dataset_options(s, &o, "data render") ||
+        hone_conversation_style_parse(o.conversation, &style) != HONE_OK ||
+        (style && chat_template &&
+         hone_errorf(HONE_ERR_INVALID, "--conversation %s renders with a FastChat template, so --chat-template %s "
+                                       "would not be used; give one of the two",
+                     o.conversation, chat_template)) ||
         hone_tokenizer_load(&tok, tok_path) != HONE_OK ||
-        hone_chat_template_pick(&tmpl, hone_settings_str(s, "chat_template"),
-                                hone_dir_exists(tok_path) ? tok_path : NULL) != HONE_OK ||
+        (!style && hone_chat_template_pick(&tmpl, chat_template, hone_dir_exists(tok_path) ? tok_path : NULL) !=
+                       HONE_OK) ||
         hone_train_eos_parse(hone_settings_str(s, "train_on_eos"), &job.ro.train_on_eos) != HONE_OK) {
         cli_fail("data render");
         goto done;
@@ -162,8 +168,9 @@ static int data_render(int argc, char **argv) {
         goto done;
     }
     print_summary(&stats, in, out, hone_now_seconds() - t0);
-    fprintf(stderr, "%zu tokens, %zu trained (template %s)\n", job.tokens, job.trained_tokens,
-            hone_chat_template_name(tmpl));
+    fprintf(stderr, "%zu tokens, %zu trained (%s %s)\n", job.tokens, job.trained_tokens,
+            style ? "FastChat template" : "template",
+            style ? hone_conversation_style_name(style) : hone_chat_template_name(tmpl));
     cli_render_warnings(job.flagged, job.examples, tok);
     rc = 0;
 done:

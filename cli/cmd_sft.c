@@ -22,12 +22,16 @@ static const hone_key_spec fixed[] = {
     {"lora_dropout", HONE_KEY_FLOAT, "0", "dropout on the LoRA path's input while training, in [0, 1)"},
     {"lora_target_modules", HONE_KEY_LIST, NULL,
      "module names (q_proj, v_proj, c_attn, ...) or all-linear (default: PEFT's for the model type)"},
+    {"lora_modules_to_save", HONE_KEY_LIST, NULL,
+     "modules trained in full next to LoRA (PEFT's modules_to_save): embed_tokens (GPT-2: wte), lm_head"},
     {"use_rslora", HONE_KEY_BOOL, "false", "rank-stabilised LoRA: scale = lora_alpha / sqrt(lora_r)"},
     {"num_virtual_tokens", HONE_KEY_INT, "20", "prompt / prefix tuning: virtual tokens"},
     {"prompt_tuning_init", HONE_KEY_STRING, "RANDOM", "prompt tuning: RANDOM | TEXT | SAMPLE_VOCAB"},
     {"prompt_tuning_init_text", HONE_KEY_STRING, NULL, "prompt tuning: the text of prompt_tuning_init TEXT"},
     {"prefix_projection", HONE_KEY_BOOL, "false", "prefix tuning: train through PEFT's reparameterisation MLP"},
     {"encoder_hidden_size", HONE_KEY_INT, "0", "prefix tuning: the MLP's hidden width (0 = the key/value width)"},
+    {"base_dtype", HONE_KEY_STRING, "auto",
+     "with an adapter: fp32 | bf16 (keep the frozen base's matrices in bf16) | auto (bf16 when that loses nothing)"},
     {"chat_template", HONE_KEY_STRING, NULL,
      "built-in template name or a Jinja file (default: the model's own, else alpaca)"},
     {"train_on_inputs", HONE_KEY_BOOL, "false", "train on every token, prompts included"},
@@ -91,6 +95,7 @@ static hone_status make_adapter(const hone_settings *s, hone_model *m, const hon
         pc.prefix_projection = hone_settings_bool(s, "prefix_projection");
         pc.encoder_hidden_size = (int)hone_settings_int(s, "encoder_hidden_size");
         pc.target_modules = hone_settings_str(s, "lora_target_modules"); /* a list's items joined with ',' */
+        pc.modules_to_save = hone_settings_str(s, "lora_modules_to_save");
         int32_t *init_ids = NULL;
         hone_status st = hone_prompt_init_parse(hone_settings_str(s, "prompt_tuning_init"), &pc.init);
         if (st == HONE_OK && pc.init == HONE_PROMPT_INIT_TEXT) {
@@ -110,6 +115,18 @@ static hone_status make_adapter(const hone_settings *s, hone_model *m, const hon
         *out = NULL;
         return HONE_ERR_INVALID;
     }
+    return HONE_OK;
+}
+
+/* The dtype the frozen base is kept in (base_dtype), after the adapter is attached. */
+static hone_status apply_base_dtype(const hone_settings *s, hone_model *m) {
+    const char *name = hone_settings_str(s, "base_dtype");
+    hone_dtype dtype;
+    if (!strcmp(name, "auto")) dtype = hone_model_auto_base_dtype(m);
+    else HONE_TRY(hone_base_dtype_parse(name, &dtype));
+    HONE_TRY(hone_model_set_base_dtype(m, dtype));
+    if (dtype == HONE_DTYPE_BF16)
+        fprintf(stderr, "the frozen base's matrices are kept in bf16 (base_dtype: %s)\n", name);
     return HONE_OK;
 }
 
@@ -163,7 +180,7 @@ int cmd_sft(int argc, char **argv) {
         goto done;
     }
     if (hone_chat_template_pick(&tmpl, hone_settings_str(s, "chat_template"), model_dir) != HONE_OK ||
-        make_adapter(s, m, tok, &adapter) != HONE_OK) {
+        make_adapter(s, m, tok, &adapter) != HONE_OK || apply_base_dtype(s, m) != HONE_OK) {
         cli_fail("sft");
         goto done;
     }

@@ -2,7 +2,7 @@
 # Installs the Debian packages hone needs to build and test, when they are missing.
 # As root (or with password-less sudo) it runs apt-get; otherwise it prints the exact command and stops.
 set -e
-PKGS="cmake make gcc pkg-config libopenblas-openmp-dev libjansson-dev libyaml-dev libcmocka-dev libpcre2-dev libutf8proc-dev zlib1g-dev"
+PKGS="cmake make gcc pkg-config libopenblas-openmp-dev libjansson-dev libyaml-dev libcmocka-dev libpcre2-dev libutf8proc-dev zlib1g-dev libcurl4-openssl-dev"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -26,6 +26,13 @@ and llama — head_dim 16 so q/o widths differ from hidden). For each case it wr
                                1 is right), merged.<hf weight> F32 the base weights after merging (merge cases)
   reference.json               loss, target count, scale, module names
 
+modules_to_save cases (PEFT's ModulesToSaveWrapper, utils/other.py; keys from utils/save_and_load.py, which strips
+"modules_to_save.default"): the token embedding and/or lm_head are replaced by trainable copies (here the base
+weights plus noise, so using the base's by mistake shows), saved as base_model.model.<module>.weight, gradients as
+grad.base_model.model.<module>.weight, merged.<module>.weight the copy itself. On a tied model ensure_weight_tying
+(PEFT >= 0.18, _add_modules_to_save_to_tie) makes ONE copy serve both, saved under both keys (PEFT clones aliased
+tensors for safetensors) with one gradient summing both uses; without it each listed module gets its own copy.
+
 Computed in float64 from float32 values (bf16 values for the bf16 case), rounded to float32 at the end. Self-check:
 autograd against central differences in float64 on a few elements of every tensor.
 """
@@ -57,6 +64,14 @@ CASES = [
     ("qwen2_q_bf16", "qwen2", ["q_proj"], 3, 5, False, 0.0, torch.bfloat16, False, False),
     ("llama_rslora", "llama", ["q_proj", "v_proj", "o_proj", "down_proj"], 4, 8, True, 0.1, torch.float32, True,
      True),
+]
+# the same, then modules_to_save and ensure_weight_tying (after CASES so that their fixtures stay the same)
+MTS_CASES = [
+    ("llama_mts", "llama", ["q_proj", "v_proj"], 4, 8, False, 0.0, torch.float32, False, True,
+     ["embed_tokens", "lm_head"], False),
+    ("qwen2_mts_tied", "qwen2", ["q_proj", "v_proj"], 2, 4, False, 0.0, torch.float32, True, True,
+     ["embed_tokens", "lm_head"], True),
+    ("gpt2_mts_head", "gpt2", ["c_attn"], 2, 4, False, 0.0, torch.float32, False, False, ["lm_head"], False),
 ]
 
 
@@ -131,6 +146,39 @@ def make_tensors(model, targets, r, dtype, gen):
     return out
 
 
+def embedding_module(cfg, model):
+    return ("transformer.wte", model.transformer.wte) if cfg["model_type"] == "gpt2" else \
+        ("model.embed_tokens", model.model.embed_tokens)
+
+
+def attach_copies(cfg, model, saved, tie, gen):
+    """modules_to_save: the embedding and/or lm_head compute with trainable copies; returns {module name: copy}."""
+    emb_name, emb = embedding_module(cfg, model)
+    tied = cfg.get("tie_word_embeddings", cfg["model_type"] == "gpt2")
+    base_e = emb.weight
+    base_h = base_e if tied else model.lm_head.weight
+    want_e = any(emb_name == m or emb_name.endswith("." + m) for m in saved)
+    want_h = "lm_head" in saved
+    def noisy(w):  # float32 values, as the file stores them, then a float64 leaf
+        return (w.detach() + 0.02 * torch.randn(w.shape, generator=gen).double()).float().double().requires_grad_(True)
+
+    copies = {}
+    if tied and tie and (want_e or want_h):
+        shared = noisy(base_e)
+        copies = {emb_name: shared, "lm_head": shared}
+    else:
+        if want_e:
+            copies[emb_name] = noisy(base_e)
+        if want_h:
+            copies["lm_head"] = noisy(base_h)
+    e = copies.get(emb_name, base_e)
+    h = copies.get("lm_head", base_h)
+    trunk = model.transformer if cfg["model_type"] == "gpt2" else model.model
+    emb.forward = lambda ids: F.embedding(ids, e)
+    model.forward = lambda ids: F.linear(trunk(ids), h)
+    return copies
+
+
 def make_batch(vocab, gen):
     ids = torch.randint(0, vocab, (B, T), generator=gen)
     extra = torch.randint(0, vocab, (B, 1), generator=gen)
@@ -180,9 +228,10 @@ def merged_weights(model, targets, scale, tensors):
     return out
 
 
-def adapter_config(cfg, base_dir, targets, r, alpha, rslora, dropout):
-    """What PEFT 0.13's LoraConfig.save_pretrained writes (to_dict without runtime_config, sorted, indent 2)."""
-    return {
+def adapter_config(cfg, base_dir, targets, r, alpha, rslora, dropout, saved=None, tie=False):
+    """What PEFT 0.13's LoraConfig.save_pretrained writes (to_dict without runtime_config, sorted, indent 2); with
+    modules_to_save, PEFT 0.18's ensure_weight_tying too."""
+    out = {
         "alpha_pattern": {},
         "auto_mapping": None,
         "base_model_name_or_path": base_dir,
@@ -208,9 +257,13 @@ def adapter_config(cfg, base_dir, targets, r, alpha, rslora, dropout):
         "use_dora": False,
         "use_rslora": rslora,
     }
+    if saved:
+        out["modules_to_save"] = saved
+        out["ensure_weight_tying"] = tie
+    return out
 
 
-def make_case(out_root, fixtures_root, case, gen):
+def make_case(out_root, fixtures_root, case, gen, saved=None, tie=False):
     name, base, targets, r, alpha, rslora, dropout, dtype, default_names, merge = case
     base_dir = os.path.join(fixtures_root, base)
     cfg, model = load_base(base_dir)
@@ -219,35 +272,44 @@ def make_case(out_root, fixtures_root, case, gen):
     tensors = make_tensors(model, resolved, r, dtype, gen)
     ids, tgt = make_batch(cfg["vocab_size"], gen)
     attach_lora(model, resolved, r, scale, tensors)
+    copies = attach_copies(cfg, model, saved, tie, gen) if saved else {}
     logits, loss = loss_of(model, ids, tgt)
     loss.backward()
     fd = finite_difference_check(model, ids, tgt, tensors, gen)
+    if copies:  # elements of a [V, C] copy have small gradients: a larger step keeps rounding out of the difference
+        fd = max(fd, finite_difference_check(model, ids, tgt, {k: t for k, t in copies.items()}, gen, h=1e-4))
 
     out = os.path.join(out_root, "lora_" + name)
     os.makedirs(out, exist_ok=True)
     # the folder as PEFT saves it; targets as given (PEFT stores the resolved set only for "all-linear")
     saved_targets = resolved if targets in (None, "all-linear") else list(targets)
     with open(os.path.join(out, "adapter_config.json"), "w") as f:
-        json.dump(adapter_config(cfg, "tests/fixtures/" + base, saved_targets, r, alpha, rslora, dropout), f,
-                  indent=2, sort_keys=True)
+        json.dump(adapter_config(cfg, "tests/fixtures/" + base, saved_targets, r, alpha, rslora, dropout, saved, tie),
+                  f, indent=2, sort_keys=True)
     infix = ".default" if default_names else ""
     adapter = {}
     for key, t in tensors.items():
         stem, w = key.rsplit(".", 1)
         adapter["base_model.model." + stem + infix + "." + w] = t.detach().to(dtype)
+    for module, t in copies.items():
+        adapter["base_model.model." + module + infix + ".weight"] = t.detach().to(dtype)
     save_safetensors(os.path.join(out, "adapter_model.safetensors"), adapter)
 
     ref = {"ids": ids.to(torch.int32), "targets": tgt.to(torch.int32), "logits": logits.detach().float()}
     for key, t in tensors.items():
         ref["grad.base_model.model." + key] = t.grad.float()
+    for module, t in copies.items():
+        ref["grad.base_model.model." + module + ".weight"] = t.grad.float()
     if merge:
         ref.update(merged_weights(model, resolved, scale, tensors))
+        ref.update({"merged." + module + ".weight": t.detach().float() for module, t in copies.items()})
     save_safetensors(os.path.join(out, "reference.safetensors"), ref)
     count = int((tgt != IGNORE).sum())
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump({"loss": loss.item(), "count": count, "scale": scale, "r": r, "target_modules": resolved,
                    "modules": sorted({k.rsplit(".lora_", 1)[0] for k in tensors}),
-                   "merged": merge, "finite_difference_error": fd}, f, indent=2, sort_keys=True)
+                   "merged": merge, "finite_difference_error": fd, **({"modules_to_save": sorted(copies)} if copies
+                                                                       else {})}, f, indent=2, sort_keys=True)
         f.write("\n")
     print("lora_%s: %d LoRA tensors, loss %.6f, fd err %.1e" % (name, len(tensors), loss.item(), fd))
 
@@ -259,6 +321,8 @@ def main():
     gen = torch.Generator().manual_seed(SEED)
     for case in CASES:
         make_case(out_root, fixtures_root, case, gen)
+    for case in MTS_CASES:
+        make_case(out_root, fixtures_root, case[:10], gen, saved=case[10], tie=case[11])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ files. It writes into <out>/:
   models/<name>/     config.json, model.safetensors (F32), tokenizer.json, tokenizer_config.json:
                      base, ft_a, ft_b, ft_c (fine-tunes: base + different deltas), scaled (1.5 × base: colinear
                      with base, slerp's lerp fallback), big_vocab (a fine-tune with 4 more tokens and its own
-                     tokenizer, some ids swapped), gpt2_base, gpt2_ft (GPT-2 layout: Conv1D, biases, tied head)
+                     tokenizer, some ids swapped), gpt2_base, gpt2_ft (GPT-2 layout: Conv1D, biases, tied head),
+                     other_vocab (a fine-tune whose tokenizer lacks t3, shares x1/x2 with big_vocab, has tokens of
+                     its own, two added tokens and one token beyond its vocab_size)
+  expected/<case>.tokenizer.json, .tokenizer_config.json  the tokenizer files of tokenizer_source: union cases
   configs/<case>.yaml  a mergekit config (paths relative to the repository root, where tests run)
   expected/<case>.safetensors  every output tensor, F32 (F16 where the case asks for it)
   cases.json         per case: the config, expected file, tolerances, expected config.json fields
@@ -170,13 +173,20 @@ def gpt2_tensors(gen, scale=0.5):
     return t
 
 
-def tokenizer_json(tokens):
-    """A minimal BPE tokenizer.json whose vocabulary is `tokens` (id = position)."""
-    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+def added_token(tok_id, content, special, normalized):
+    """An added_tokens entry of tokenizer.json, fields in the order the tokenizers library writes them."""
+    return {"id": tok_id, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+            "normalized": normalized, "special": special}
+
+
+def tokenizer_json(tokens, added=()):
+    """A minimal BPE tokenizer.json whose vocabulary is `tokens` (id = position; None leaves the id to an added
+    token) with the added tokens `added`."""
+    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": list(added), "normalizer": None,
             "pre_tokenizer": None, "post_processor": None, "decoder": {"type": "Fuse"},
             "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
                       "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
-                      "vocab": {t: i for i, t in enumerate(tokens)}, "merges": []}}
+                      "vocab": {t: i for i, t in enumerate(tokens) if t is not None}, "merges": []}}
 
 
 BASE_TOKENS = ["t%d" % i for i in range(V)]
@@ -184,11 +194,15 @@ BASE_TOKENS = ["t%d" % i for i in range(V)]
 BIG_TOKENS = list(BASE_TOKENS)
 BIG_TOKENS[5], BIG_TOKENS[9] = BIG_TOKENS[9], BIG_TOKENS[5]
 BIG_TOKENS += ["x0", "x1", "x2", "x3"]
+# other_vocab's tokenizer: no t3; y0 and x1 plain; <|sep|> (special) and x2 added tokens at ids 33 and 34; z9 at
+# id 35, beyond its vocab_size of 35 (padding: mergekit ignores it).
+OTHER_TOKENS = [t for t in BASE_TOKENS if t != "t3"] + ["y0", "x1", None, None, "z9"]
+OTHER_ADDED = [added_token(33, "<|sep|>", True, False), added_token(34, "x2", False, False)]
 TEMPLATE_A = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
 TEMPLATE_B = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
 
 
-def write_model(out, name, config, tensors, tokens, template):
+def write_model(out, name, config, tensors, tokens, template, added=()):
     d = os.path.join(out, "models", name)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config.json"), "w") as f:
@@ -196,7 +210,7 @@ def write_model(out, name, config, tensors, tokens, template):
         f.write("\n")
     save_safetensors(os.path.join(d, "model.safetensors"), {k: v.float().contiguous() for k, v in tensors.items()})
     with open(os.path.join(d, "tokenizer.json"), "w") as f:
-        json.dump(tokenizer_json(tokens), f, indent=2)
+        json.dump(tokenizer_json(tokens, added), f, indent=2)
     with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
         json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "chat_template": template}, f, indent=2)
 
@@ -217,14 +231,20 @@ def make_models(out):
     gpt2_base = gpt2_tensors(gen)
     models["gpt2_base"] = gpt2_base
     models["gpt2_ft"] = {k: v + torch.randn(v.shape, generator=gen) * 0.1 for k, v in gpt2_base.items()}
+    other = {k: v + torch.randn(v.shape, generator=gen) * 0.1 for k, v in base.items()}
+    for k in ["model.embed_tokens.weight", "lm_head.weight"]:  # 35 rows in other_vocab's order (z9 has none)
+        keep = [i for i in range(V) if i != 3]
+        other[k] = torch.cat([other[k][keep], torch.randn(4, C, generator=gen) * 0.5])
+    models["other_vocab"] = other
     # float32 as stored; the reference reads them back from the files below
     configs = {n: dict(LLAMA) for n in models}
     configs["big_vocab"]["vocab_size"] = V + 4
+    configs["other_vocab"]["vocab_size"] = V + 3
     configs["gpt2_base"] = configs["gpt2_ft"] = GPT2
     for n, t in models.items():
-        tokens = BIG_TOKENS if n == "big_vocab" else BASE_TOKENS
+        tokens = {"big_vocab": BIG_TOKENS, "other_vocab": OTHER_TOKENS}.get(n, BASE_TOKENS)
         template = TEMPLATE_B if n == "ft_b" else TEMPLATE_A
-        write_model(out, n, configs[n], t, tokens, template)
+        write_model(out, n, configs[n], t, tokens, template, OTHER_ADDED if n == "other_vocab" else ())
 
 
 def model_path(name):
@@ -238,9 +258,11 @@ def load_models(out):
         with open(os.path.join(d, "config.json")) as f:
             cfg = json.load(f)
         with open(os.path.join(d, "tokenizer.json")) as f:
-            vocab = json.load(f)["model"]["vocab"]
+            tok = json.load(f)
+        vocab = dict(tok["model"]["vocab"], **{a["content"]: a["id"] for a in tok["added_tokens"]})  # get_vocab()
         res[model_path(name)] = {"config": cfg, "tensors": load_safetensors(os.path.join(d, "model.safetensors")),
-                                 "vocab": vocab, "arch": GPT2_ARCH if cfg["model_type"] == "gpt2" else LLAMA_ARCH}
+                                 "vocab": vocab, "added": tok["added_tokens"], "dir": d,
+                                 "arch": GPT2_ARCH if cfg["model_type"] == "gpt2" else LLAMA_ARCH}
     return res
 
 
@@ -417,14 +439,58 @@ def model_stock(w0, ws, filter_wise):
     return (t * (sum(ws) / n) + (1 - t) * w0).reshape(shape)
 
 
+def tokenizer_source(cfg):
+    tok = cfg.get("tokenizer")  # a TokenizerConfig, even an empty one, is truthy: source defaults to union
+    return cfg.get("tokenizer_source") or (tok.get("source", "union") if tok is not None else None)
+
+
+def referenced_models(cfg):
+    """The base model, then the others in config order. mergekit's referenced_models() is a set; its tokenizer
+    loop therefore has no defined order, and hone documents this one."""
+    base = cfg.get("base_model") or cfg["models"][0]["model"]
+    return [base] + [m["model"] for m in cfg["models"] if m["model"] != base]
+
+
+def union_tokenizer(cfg, models):
+    """mergekit's build_union_tokenizer: the base vocabulary (ids below its vocab_size), then the tokens the base
+    lacks, each model's (ids below its vocab_size) in id order: plain tokens through add_tokens(str) (normalized,
+    not special), then the added tokens with the settings of the first model that has them. Returns the output
+    vocabulary by id and the entries appended to the base tokenizer's added_tokens."""
+    refs = referenced_models(cfg)
+    base = models[refs[0]]
+    base_vocab = {t: i for t, i in base["vocab"].items() if i < base["config"]["vocab_size"]}
+    by_id = sorted(base_vocab, key=base_vocab.get)
+    assert [base_vocab[t] for t in by_id] == list(range(len(by_id)))
+    out_vocab, out_added = [], {}
+    for m in refs:
+        size = models[m]["config"]["vocab_size"]
+        vocab = models[m]["vocab"]
+        for tok in sorted(vocab, key=vocab.get):
+            if vocab[tok] < size and tok not in out_vocab:
+                out_vocab.append(tok)
+        for a in sorted(models[m]["added"], key=lambda a: a["id"]):
+            if a["id"] < size and a["content"] not in out_added:
+                out_added[a["content"]] = a
+    appended = []
+    for tok in out_vocab:
+        if tok not in out_added and tok not in base_vocab:
+            appended.append(added_token(len(by_id), tok, False, True))
+            by_id.append(tok)
+    for tok, a in out_added.items():
+        if tok not in base_vocab:
+            appended.append(dict(a, id=len(by_id)))
+            by_id.append(tok)
+    return by_id, appended
+
+
 def permuted_embeddings(cfg, models, inputs, base):
-    """mergekit's BuildTokenizer + PermutedEmbeddings for tokenizer_source base or a model."""
-    src = cfg["tokenizer_source"]
-    donor = base if src == "base" else src
+    """mergekit's BuildTokenizer + PermutedEmbeddings for tokenizer_source base, union or a model."""
+    src = tokenizer_source(cfg)
+    donor = base if src in ("base", "union") else src
     vocab = models[donor]["vocab"]
-    if src == "base":
+    if src in ("base", "union"):
         vocab = {t: i for t, i in vocab.items() if i < models[donor]["config"]["vocab_size"]}
-    by_id = sorted(vocab, key=lambda t: vocab[t])
+    by_id = union_tokenizer(cfg, models)[0] if src == "union" else sorted(vocab, key=lambda t: vocab[t])
     perms = {}
     for m, _ in inputs:
         mv = models[m]["vocab"]
@@ -466,7 +532,7 @@ def merge_tensor(cfg, models, name, ins, t, out_slice):
     xs = [(m, load(m, n)) for m, n in ins]
     in_names = dict(ins)
     is_embed = name in models[ins[0][0]]["arch"]["embed"]
-    if is_embed and cfg.get("tokenizer_source"):
+    if is_embed and tokenizer_source(cfg):
         perm = permuted_embeddings(cfg, models, xs, base)
         xs = [(m, perm[m].float()) for m, _ in xs]
     elif is_embed and len({x.shape for _, x in xs}) > 1:
@@ -685,6 +751,23 @@ case("tokenizer_model", "tokenizer_source: big_vocab — 36 rows; tokens the bas
                {"model": P("ft_a"), "parameters": {"weight": 0.4, "density": 0.5}}],
     "tokenizer_source": P("big_vocab"),
 }, vocab_size=V + 4)
+case("tokenizer_union", "tokenizer_source: union — base, big_vocab and other_vocab: 38 rows; each token's row from "
+     "the only model that has it, else the base's, else the mean; other_vocab's padding token dropped", {
+         "merge_method": "linear",
+         "base_model": P("base"),
+         "models": [{"model": P("base"), "parameters": {"weight": 0.3}},
+                    {"model": P("big_vocab"), "parameters": {"weight": 0.4}},
+                    {"model": P("other_vocab"), "parameters": {"weight": 0.3}}],
+         "tokenizer_source": "union",
+     }, vocab_size=V + 6)
+case("tokenizer_block_union", "tokenizer: {} (source union by default) with TIES: the base's rows in rows other "
+     "models lack", {
+         "merge_method": "ties",
+         "base_model": P("base"),
+         "models": [{"model": P("other_vocab"), "parameters": {"weight": 0.7, "density": 0.6}},
+                    {"model": P("big_vocab"), "parameters": {"weight": 0.5, "density": 0.6}}],
+         "tokenizer": {},
+     }, vocab_size=V + 6)
 case("bf16_in_f16_out", "dtype bfloat16 (inputs rounded to bf16 on load), out_dtype float16", {
     "merge_method": "linear",
     "models": [{"model": P("ft_a"), "parameters": {"weight": 0.5}},
@@ -697,6 +780,24 @@ case("gpt2_ties", "GPT-2 layout (Conv1D weights, biases, wte/wpe before the laye
     "base_model": P("gpt2_base"),
     "models": [{"model": P("gpt2_ft"), "parameters": {"density": 0.5, "weight": 1.0}}],
 }, layers=2)
+
+
+def write_union_tokenizer(cfg, models, prefix):
+    """The tokenizer files mergekit's save_pretrained writes for a union: the base tokenizer.json with the new
+    added_tokens, tokenizer_config.json with them in added_tokens_decoder."""
+    appended = union_tokenizer(cfg, models)[1]
+    d = models[referenced_models(cfg)[0]]["dir"]
+    with open(os.path.join(d, "tokenizer.json")) as f:
+        tok = json.load(f)
+    tok["added_tokens"] += appended
+    with open(os.path.join(d, "tokenizer_config.json")) as f:
+        tc = json.load(f)
+    fields = ["content", "lstrip", "normalized", "rstrip", "single_word", "special"]
+    tc.setdefault("added_tokens_decoder", {}).update({str(a["id"]): {k: a[k] for k in fields} for a in appended})
+    for name, obj in [("tokenizer.json", tok), ("tokenizer_config.json", tc)]:
+        with open(prefix + "." + name, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
 
 
 def main():
@@ -720,6 +821,8 @@ def main():
             x = merge_tensor(cfg, models, name, ins, t, s).float()
             result[name] = x.to(torch.float16) if c["out_dtype"] == "float16" else x
         save_safetensors(os.path.join(out, "expected", c["name"] + ".safetensors"), result)
+        if tokenizer_source(cfg) == "union":
+            write_union_tokenizer(cfg, models, os.path.join(out, "expected", c["name"]))
         index.append({k: c[k] for k in ["name", "what", "atol", "rtol", "layers", "vocab_size", "out_dtype"]})
     with open(os.path.join(out, "cases.json"), "w") as f:
         json.dump(index, f, indent=2)

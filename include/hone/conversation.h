@@ -40,6 +40,8 @@ typedef struct {
 void hone_message_free(hone_message *m);
 /* Releases the strings and the message array of a library-built conversation and zeroes it. */
 void hone_conversation_free(hone_conversation *c);
+/* The last message whose role is `role`, or NULL. */
+hone_message *hone_conversation_last(const hone_conversation *c, const char *role);
 
 #ifdef __cplusplus
 }

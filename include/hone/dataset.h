@@ -72,6 +72,22 @@ typedef enum {
     HONE_DROP_COUNT
 } hone_drop_reason;
 
+/* FastChat conversation templates, as axolotl's legacy `type: sharegpt` datasets name them (dataset option
+ * `conversation`). A conversation with one is not rendered by the chat template: hone_render_example splits it into
+ * the template's turns (FastChat's Conversation.get_turns as axolotl patches it: the system prompt, then one turn per
+ * message, role prefix + content + separator) and tokenizes each turn on its own, with the tokenizer's special tokens,
+ * BOS kept on the first (system) turn only and EOS appended to assistant turns that do not end with it — exactly
+ * axolotl's ShareGPTPromptTokenizingStrategy. Labels: the system turn and the role prefix of each turn (the tokens of
+ * the prefix without trailing whitespace) are never trained; the rest of a trained turn is, with its last special
+ * token following train_on_eos (hone/render.h). */
+typedef enum {
+    HONE_CONVERSATION_NONE = 0,    /* the chat template renders the conversation whole */
+    HONE_CONVERSATION_VICUNA_V1_1, /* "vicuna_v1.1": SYSTEM USER: q ASSISTANT: a</s>USER: ... */
+    HONE_CONVERSATION_LLAMA_2,     /* "llama-2": [INST] <<SYS>>\n...\n<</SYS>>\n\nq [/INST] a</s><s> [INST] ... */
+    HONE_CONVERSATION_CHATML,      /* "chatml" (axolotl's: default system "You are a helpful assistant.") */
+    HONE_CONVERSATION_COUNT
+} hone_conversation_style;
+
 typedef struct {
     hone_example_kind kind;
     size_t line;  /* 1-based line of the file where the row starts */
@@ -86,6 +102,7 @@ typedef struct {
     int32_t *input_ids; /* TOKENS: n_tokens ids, and labels (NULL when the row had none; -100 = not */
     int32_t *labels;    /* trained) */
     size_t n_tokens;
+    hone_conversation_style conversation_style; /* SFT: the dataset option conversation (NONE: chat template) */
 } hone_example;
 
 typedef struct {
@@ -129,6 +146,9 @@ typedef struct {
     /* other rows */
     const char *field_text;  /* NULL: "text" */
     const char *field_tools; /* NULL: "tools" (a JSON array, or a string holding one) */
+    /* rendering: NULL, or a hone_conversation_style name (vicuna_v1.1, llama-2, chatml) set on every example; only
+     * conversations to train on (SFT) take one: other rows are an error */
+    const char *conversation;
 } hone_dataset_options;
 
 typedef struct {
@@ -148,6 +168,9 @@ const char *hone_dataset_format_name(hone_dataset_format f);
 hone_status hone_dataset_format_parse(const char *name, hone_dataset_format *out);
 const char *hone_example_kind_name(hone_example_kind k); /* sft, text, tokens, preference, kto */
 const char *hone_drop_reason_name(hone_drop_reason r);   /* unknown_role, bad_tool_call, … */
+const char *hone_conversation_style_name(hone_conversation_style s); /* "none", "vicuna_v1.1", … */
+/* A FastChat template name, or NULL / "none" (= HONE_CONVERSATION_NONE); anything else is an error listing them. */
+hone_status hone_conversation_style_parse(const char *name, hone_conversation_style *out);
 
 /* Called once per example, in file order. The callback may take the example's contents (copy the struct and
  * zero *ex); whatever it leaves is freed after it returns. A non-OK return stops the reading with that status. */

@@ -11,8 +11,8 @@
  *
  * A config is what mergekit reads: merge_method, base_model, models (each with parameters) or slices (sources
  * with layer_range), parameters as scalars, gradients (lists interpolated over the layers of a slice) or
- * filter lists ({filter, value}), dtype, out_dtype, tokenizer_source (base or a model) and chat_template. Keys,
- * methods and parameters hone does not know are errors with a did-you-mean, never ignored.
+ * filter lists ({filter, value}), dtype, out_dtype, tokenizer_source (union, base or a model; or tokenizer {source})
+ * and chat_template. Keys, methods and parameters hone does not know are errors with a did-you-mean, never ignored.
  *
  * Methods follow mergekit's semantics: linear, slerp, task_arithmetic, ties, dare_linear, dare_ties,
  * breadcrumbs, breadcrumbs_ties, della, della_linear, model_stock, passthrough. The arithmetic is fp32 (sums

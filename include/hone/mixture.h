@@ -150,6 +150,11 @@ enum { HONE_DUP_KEPT = 0, HONE_DUP_EXACT = 1, HONE_DUP_NEAR = 2 };
  * KEPT. mode none marks everything KEPT. */
 hone_status hone_dedup_mark(const hone_example *examples, size_t n, hone_dedup_mode mode,
                             const hone_minhash_params *p, uint8_t *marks);
+/* The same over normalised texts (hone_dedup_text) taken in order, also naming for each duplicate the earlier kept
+ * text it duplicates: twin[i] its index (SIZE_MAX when kept) and similarity[i] 1 for an exact duplicate, else the
+ * MinHash estimate (0 when kept). twin and similarity may be NULL. */
+hone_status hone_dedup_texts(const char *const *texts, const size_t *lens, size_t n, hone_dedup_mode mode,
+                             const hone_minhash_params *p, uint8_t *marks, size_t *twin, double *similarity);
 
 /* ---- length statistics (hone data stats) ---- */
 

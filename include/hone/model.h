@@ -79,6 +79,21 @@ hone_status hone_model_read_weights(hone_model *m, const char *dir);
  * copies tokenizer files from the folder the model was loaded from, when there are any. */
 hone_status hone_model_save(const hone_model *m, const char *dir);
 
+/* Keeps the frozen base's matrices (linear weights, token embedding, untied lm_head) in bf16, rounded to nearest
+ * even, and frees their fp32 values: about half the weight memory for adapter training. Norm gains, biases and
+ * GPT-2's position embeddings stay fp32, and every pass computes in fp32 from weights widened a tile at a time, so
+ * the model computes what the fp32 model computes after those matrices were rounded to bf16. Needs an adapter
+ * attached (full fine-tuning keeps fp32 master weights) and is final: prepare for full fine-tuning, reading weights
+ * into it, and merging an adapter into it are errors afterwards (merge into a model loaded in fp32); saving writes
+ * the rounded values. HONE_DTYPE_F32 is a no-op on an fp32 model. (base_dtype.c) */
+hone_status hone_model_set_base_dtype(hone_model *m, hone_dtype dtype);
+hone_dtype hone_model_base_dtype(const hone_model *m); /* HONE_DTYPE_BF16 after the above, else HONE_DTYPE_F32 */
+/* What base_dtype "auto" picks: HONE_DTYPE_BF16 when an adapter is attached and every matrix that would go to bf16
+ * already holds bf16 values exactly (a bf16 checkpoint: keeping it in bf16 loses nothing), else the current dtype. */
+hone_dtype hone_model_auto_base_dtype(const hone_model *m);
+/* The base_dtype setting: "fp32" | "bf16" (the error lists them). */
+hone_status hone_base_dtype_parse(const char *name, hone_dtype *out);
+
 const hone_model_config *hone_model_get_config(const hone_model *m);
 /* The folder the model was loaded from, or NULL for a model made in memory. */
 const char *hone_model_source_dir(const hone_model *m);

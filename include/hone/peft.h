@@ -51,6 +51,10 @@ typedef struct {
     float dropout;              /* on the LoRA path's input, training only */
     const char *target_modules; /* comma-separated names ("q_proj,v_proj", "c_attn") or "all-linear" */
     int use_rslora;
+    const char *modules_to_save; /* comma-separated modules trained in full as copies (PEFT's modules_to_save): the
+                                    token embedding ("embed_tokens", GPT-2 "wte") and "lm_head"; NULL = none */
+    int ensure_weight_tying;     /* with tie_word_embeddings: ONE copy serves the embedding and lm_head (PEFT's
+                                    ensure_weight_tying; hone's default 1, PEFT's 0: separate copies, not mergeable) */
     /* prompt and prefix tuning */
     int num_virtual_tokens;
     hone_prompt_init init;      /* prompt tuning */
@@ -62,7 +66,7 @@ typedef struct {
 } hone_peft_config;
 
 /* PEFT's defaults for a kind: r 8, alpha 8, dropout 0, target_modules NULL (= the model type's defaults, as PEFT),
- * num_virtual_tokens 20, init RANDOM. */
+ * modules_to_save NULL, num_virtual_tokens 20, init RANDOM; and ensure_weight_tying 1 (PEFT: 0). */
 void hone_peft_config_defaults(hone_peft_config *c, hone_peft_kind kind);
 /* "lora" | "prompt" | "prefix" (the error lists the choices). */
 hone_status hone_peft_kind_parse(const char *name, hone_peft_kind *out);

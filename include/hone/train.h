@@ -133,6 +133,18 @@ typedef struct {
 /* Writes one <svg> element plotting every series as a polyline (points as small circles when a series has few),
  * with axes, ticks, labels and a legend. Text is HTML-escaped. */
 hone_status hone_svg_line_chart(FILE *out, const hone_chart *c);
+
+typedef struct {
+    const char *title, *x_label;
+    const double *values; /* n; non-finite values are left out */
+    size_t n;
+    int bins;             /* 0 = 30 */
+    const char *color;    /* CSS colour; NULL = "#1f77b4" */
+    int width, height;    /* pixels; 0 = 640 × 260 */
+} hone_histogram;
+
+/* One <svg> element: a histogram with the axes, ticks and labels of hone_svg_line_chart. */
+hone_status hone_svg_histogram(FILE *out, const hone_histogram *h);
 /* Writes text with &, <, >, " escaped for HTML. */
 void hone_html_escape(FILE *out, const char *text);
 /* OUT/report.html from OUT/metrics.jsonl: training and eval loss, learning rate, tokens/s and peak memory over the
@@ -156,6 +168,10 @@ typedef struct {
  * process's: measure full and LoRA steps in separate processes. */
 hone_status hone_bench_train(const hone_model_config *c, const hone_peft_config *adapter, int B, int T, int steps,
                              int warmup, hone_bench_result *out);
+/* The same with the frozen base kept in base_dtype (HONE_DTYPE_F32, or HONE_DTYPE_BF16 with an adapter:
+ * hone_model_set_base_dtype). */
+hone_status hone_bench_train_base(const hone_model_config *c, const hone_peft_config *adapter, hone_dtype base_dtype,
+                                  int B, int T, int steps, int warmup, hone_bench_result *out);
 typedef struct {
     double first_seconds, first_mb_per_second; /* the first pass: the per-thread word caches start empty */
     double seconds, mb_per_second;             /* the fastest pass (caches warm); MB = 1e6 bytes of UTF-8 text */

@@ -20,3 +20,9 @@ void hone_conversation_free(hone_conversation *c) {
     free(c->tools_json);
     memset(c, 0, sizeof *c);
 }
+
+hone_message *hone_conversation_last(const hone_conversation *c, const char *role) {
+    for (size_t i = c->n_messages; i > 0; i--)
+        if (!strcmp(c->messages[i - 1].role, role)) return &c->messages[i - 1];
+    return NULL;
+}

@@ -33,6 +33,7 @@ typedef struct {
     const char *prompt, *chosen, *rejected, *chosen_alt, *rejected_alt, *label, *text, *tools;
     ds_alias *aliases;
     size_t n_aliases;
+    hone_conversation_style conversation; /* set on every example (SFT only) */
 } ds_config;
 
 /* One row being parsed: where it is (for messages), where its examples go and what is counted. */

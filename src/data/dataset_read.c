@@ -23,6 +23,27 @@ static const char *const drop_names[HONE_DROP_COUNT] = {
     "unknown_role", "bad_tool_call", "identical_pair", "bad_turns", "empty_answer", "empty_text",
 };
 
+/* The FastChat template names (the templates themselves are in render_fastchat.c). */
+static const char *const conversation_names[HONE_CONVERSATION_COUNT] = {"none", "vicuna_v1.1", "llama-2", "chatml"};
+
+const char *hone_conversation_style_name(hone_conversation_style s) {
+    return (unsigned)s < HONE_CONVERSATION_COUNT ? conversation_names[s] : "?";
+}
+
+hone_status hone_conversation_style_parse(const char *name, hone_conversation_style *out) {
+    *out = HONE_CONVERSATION_NONE;
+    if (!name) return HONE_OK;
+    for (int s = 0; s < HONE_CONVERSATION_COUNT; s++)
+        if (!strcmp(name, conversation_names[s])) {
+            *out = (hone_conversation_style)s;
+            return HONE_OK;
+        }
+    return hone_errorf(HONE_ERR_INVALID,
+                       "unknown conversation template '%s' (known: vicuna_v1.1, llama-2, chatml: FastChat templates "
+                       "rendered turn by turn as axolotl's type: sharegpt does; none: the chat template)",
+                       name);
+}
+
 const char *hone_dataset_format_name(hone_dataset_format f) {
     return (unsigned)f < HONE_FORMAT_COUNT ? format_names[f] : "?";
 }
@@ -67,7 +88,9 @@ hone_status hone_dataset_format_parse(const char *name, hone_dataset_format *out
     X(field_rejected, "dispreferred completion field (default: rejected, else rejected_messages)")                     \
     X(field_label, "KTO label field, a boolean (default: label)")                                                      \
     X(field_text, "plain text field (default: text)")                                                                  \
-    X(field_tools, "tool definitions field (default: tools)")
+    X(field_tools, "tool definitions field (default: tools)")                                                          \
+    X(conversation, "render turn by turn with a FastChat template as axolotl's type: sharegpt does: vicuna_v1.1 | "    \
+                    "llama-2 | chatml (default: none, the chat template)")
 
 #define OPTION_INFO(field, help) {#field, 0, help},
 #define OPTION_OFFSET(field, help) offsetof(hone_dataset_options, field),
@@ -94,7 +117,9 @@ hone_status hone_dataset_option_set(hone_dataset_options *o, const char *name, c
     for (size_t i = 1; i < N_OPTIONS; i++) {
         if (strcmp(name, option_info[i].name)) continue;
         hone_dataset_format f;
+        hone_conversation_style style;
         if (!strcmp(name, "format")) HONE_TRY(hone_dataset_format_parse(value, &f));
+        if (!strcmp(name, "conversation")) HONE_TRY(hone_conversation_style_parse(value, &style));
         *(const char **)((char *)o + string_option_offset[i - 1]) = value;
         return HONE_OK;
     }
@@ -102,7 +127,7 @@ hone_status hone_dataset_option_set(hone_dataset_options *o, const char *name, c
                        "unknown dataset option '%s' (known: format, strict, field_messages, "
                        "message_field_role, message_field_content, roles_*, field_instruction, field_input, "
                        "field_output, field_system, field_history, field_prompt, field_chosen, field_rejected, "
-                       "field_label, field_text, field_tools)",
+                       "field_label, field_text, field_tools, conversation)",
                        name);
 }
 

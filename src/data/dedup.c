@@ -1,5 +1,6 @@
 /* Exact and near-duplicate detection (see hone/mixture.h): normalised texts, 128-bit hashes for exact
  * duplicates, MinHash signatures with LSH bands for near ones; the first occurrence is kept. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,7 +143,7 @@ double hone_minhash_similarity(const uint32_t *a, const uint32_t *b, int permuta
 
 typedef struct {
     uint64_t key;
-    uint32_t item; /* example index + 1; 0 = empty slot */
+    size_t item; /* text index + 1; 0 = empty slot */
 } slot;
 
 static size_t table_size(size_t entries) {
@@ -151,93 +152,110 @@ static size_t table_size(size_t entries) {
     return cap;
 }
 
-/* Is an entry with this key for which match(item) holds in the table? */
-static int table_find(const slot *t, size_t mask, uint64_t key, const uint32_t *sigs, const uint32_t *sig,
-                      const hone_minhash_params *p) {
-    for (size_t i = key & mask; t[i].item; i = (i + 1) & mask)
-        if (t[i].key == key &&
-            (!sigs || hone_minhash_similarity(sig, sigs + (size_t)(t[i].item - 1) * (size_t)p->permutations,
-                                              p->permutations) >= p->threshold))
-            return 1;
+/* The first entry under `key` whose signature matches sig well enough (its index + 1), else 0. */
+static size_t near_twin(const slot *t, size_t mask, uint64_t key, const uint32_t *sigs, const uint32_t *sig,
+                        const hone_minhash_params *p, double *similarity) {
+    for (size_t i = key & mask; t[i].item; i = (i + 1) & mask) {
+        if (t[i].key != key) continue;
+        const double s =
+            hone_minhash_similarity(sig, sigs + (t[i].item - 1) * (size_t)p->permutations, p->permutations);
+        if (s >= p->threshold) {
+            *similarity = s;
+            return t[i].item;
+        }
+    }
     return 0;
 }
 
 static void table_put(slot *t, size_t mask, uint64_t key, size_t item) {
     size_t i = key & mask;
     while (t[i].item) i = (i + 1) & mask;
-    t[i] = (slot){key, (uint32_t)(item + 1)};
+    t[i] = (slot){key, item + 1};
 }
 
-hone_status hone_dedup_mark(const hone_example *examples, size_t n, hone_dedup_mode mode,
-                            const hone_minhash_params *p, uint8_t *marks) {
-    memset(marks, HONE_DUP_KEPT, n);
+hone_status hone_dedup_texts(const char *const *texts, const size_t *lens, size_t n, hone_dedup_mode mode,
+                             const hone_minhash_params *p, uint8_t *marks, size_t *twin, double *similarity) {
+    for (size_t i = 0; i < n; i++) {
+        marks[i] = HONE_DUP_KEPT;
+        if (twin) twin[i] = SIZE_MAX;
+        if (similarity) similarity[i] = 0;
+    }
     if (mode == HONE_DEDUP_NONE || !n) return HONE_OK;
-    if (n >= UINT32_MAX) return hone_errorf(HONE_ERR_UNSUPPORTED, "dedup of %zu examples: at most 2^32 - 2", n);
     const int near = mode == HONE_DEDUP_NEAR;
     if (near && (p->permutations < 1 || p->permutations > HONE_MINHASH_MAX || p->bands < 1 ||
                  p->permutations % p->bands || p->ngram < 1 || !(p->threshold > 0 && p->threshold <= 1)))
         return hone_errorf(HONE_ERR_INVALID,
                            "MinHash: permutations %d (1..%d), bands %d (must divide permutations), ngram %d (>= 1), "
-                           "threshold %g (in (0, 1]): fix the minhash_* settings",
+                           "threshold %g (in (0, 1]): fix the minhash_* / dedup_threshold settings",
                            p->permutations, HONE_MINHASH_MAX, p->bands, p->ngram, p->threshold);
     const size_t k = near ? (size_t)p->permutations : 0, bands = near ? (size_t)p->bands : 0;
     const size_t rows = near ? k / bands : 0;
     uint64_t *hashes = malloc(2 * n * sizeof *hashes);
-    size_t *lens = malloc(n * sizeof *lens);
     uint32_t *sigs = near ? malloc(n * k * sizeof *sigs) : NULL;
     const size_t exact_mask = table_size(n) - 1, band_mask = near ? table_size(n * bands) - 1 : 0;
     slot *exact = calloc(exact_mask + 1, sizeof *exact), *lsh = near ? calloc(band_mask + 1, sizeof *lsh) : NULL;
-    int failed = !hashes || !lens || !exact || (near && (!sigs || !lsh));
+    int failed = !hashes || !exact || (near && (!sigs || !lsh));
     if (!failed) {
-        /* the texts and signatures of examples are independent of each other: computed in parallel */
+        /* the hashes and signatures of texts are independent of each other: computed in parallel */
 #pragma omp parallel for schedule(dynamic, 64) reduction(| : failed)
         for (size_t i = 0; i < n; i++) {
-            size_t len = 0;
-            char *text = hone_dedup_text(&examples[i], &len);
-            if (!text) {
-                failed = 1;
-                continue;
-            }
-            hone_hash128(text, len, 0, hashes + 2 * i);
-            lens[i] = len;
-            if (near && hone_minhash_signature(text, len, p, sigs + i * k) != HONE_OK) failed = 1;
-            free(text);
+            hone_hash128(texts[i], lens[i], 0, hashes + 2 * i);
+            if (near && hone_minhash_signature(texts[i], lens[i], p, sigs + i * k) != HONE_OK) failed = 1;
         }
     }
     hone_status st = failed ? hone_errorf(HONE_ERR_NOMEM, "out of memory for the dedup of %zu examples", n) : HONE_OK;
     for (size_t i = 0; st == HONE_OK && i < n; i++) {
-        /* the exact table is keyed by the first half of the hash and compares the second too; only kept examples
+        /* the exact table is keyed by the first half of the hash and compares the second too; only kept texts
          * enter it (and the LSH table) */
         const uint64_t *h = hashes + 2 * i;
-        int dup = 0;
-        for (size_t s = h[0] & exact_mask; exact[s].item && !dup; s = (s + 1) & exact_mask)
-            dup = exact[s].key == h[0] && hashes[2 * (exact[s].item - 1) + 1] == h[1];
-        if (dup) {
-            marks[i] = HONE_DUP_EXACT;
-            continue;
-        }
+        size_t found = 0;
+        double sim = 1;
+        for (size_t s = h[0] & exact_mask; exact[s].item && !found; s = (s + 1) & exact_mask)
+            if (exact[s].key == h[0] && hashes[2 * (exact[s].item - 1) + 1] == h[1]) found = exact[s].item;
+        if (found) marks[i] = HONE_DUP_EXACT;
         uint64_t band_keys[HONE_MINHASH_MAX];
-        if (near && lens[i]) {
+        if (!found && near && lens[i]) {
             const uint32_t *sig = sigs + i * k;
-            for (size_t b = 0; b < bands && !dup; b++) {
+            for (size_t b = 0; b < bands && !found; b++) {
                 uint64_t bh[2];
                 hone_hash128(sig + b * rows, rows * sizeof *sig, b, bh);
                 band_keys[b] = bh[0];
-                dup = table_find(lsh, band_mask, bh[0], sigs, sig, p);
+                found = near_twin(lsh, band_mask, bh[0], sigs, sig, p, &sim);
             }
-            if (dup) {
-                marks[i] = HONE_DUP_NEAR;
-                continue;
-            }
-            for (size_t b = 0; b < bands; b++) table_put(lsh, band_mask, band_keys[b], i);
+            if (found) marks[i] = HONE_DUP_NEAR;
+            else
+                for (size_t b = 0; b < bands; b++) table_put(lsh, band_mask, band_keys[b], i);
+        }
+        if (found) {
+            if (twin) twin[i] = found - 1;
+            if (similarity) similarity[i] = sim;
+            continue;
         }
         table_put(exact, exact_mask, h[0], i);
     }
     free(hashes);
-    free(lens);
     free(sigs);
     free(exact);
     free(lsh);
+    return st;
+}
+
+hone_status hone_dedup_mark(const hone_example *examples, size_t n, hone_dedup_mode mode,
+                            const hone_minhash_params *p, uint8_t *marks) {
+    if (mode == HONE_DEDUP_NONE || !n) return hone_dedup_texts(NULL, NULL, n, HONE_DEDUP_NONE, p, marks, NULL, NULL);
+    char **texts = calloc(n, sizeof *texts);
+    size_t *lens = malloc(n * sizeof *lens);
+    int failed = !texts || !lens;
+    if (!failed) {
+#pragma omp parallel for schedule(dynamic, 64) reduction(| : failed)
+        for (size_t i = 0; i < n; i++)
+            if (!(texts[i] = hone_dedup_text(&examples[i], &lens[i]))) failed = 1;
+    }
+    hone_status st = failed ? hone_errorf(HONE_ERR_NOMEM, "out of memory for the dedup of %zu examples", n)
+                            : hone_dedup_texts((const char *const *)texts, lens, n, mode, p, marks, NULL, NULL);
+    for (size_t i = 0; texts && i < n; i++) free(texts[i]);
+    free(texts);
+    free(lens);
     return st;
 }
 

@@ -80,6 +80,7 @@ hone_status ds_config_init(ds_config *c, const hone_dataset_options *o) {
     memset(c, 0, sizeof *c);
     c->o = o;
     hone_status st = hone_dataset_format_parse(o->format, &c->format);
+    if (st == HONE_OK) st = hone_conversation_style_parse(o->conversation, &c->conversation);
     if (st == HONE_OK) st = add_aliases(c, o->roles_user, DS_ROLE_USER, "roles_user");
     if (st == HONE_OK) st = add_aliases(c, o->roles_assistant, DS_ROLE_ASSISTANT, "roles_assistant");
     if (st == HONE_OK) st = add_aliases(c, o->roles_system, DS_ROLE_SYSTEM, "roles_system");
@@ -269,6 +270,15 @@ hone_status ds_drop(ds_row *r, const ds_verdict *v) {
 hone_status ds_emit(ds_row *r, hone_example *ex) {
     ex->line = r->line;
     ex->index = r->index;
+    if (r->cfg->conversation != HONE_CONVERSATION_NONE && ex->kind != HONE_EXAMPLE_SFT) {
+        const hone_example_kind kind = ex->kind;
+        hone_example_free(ex);
+        return ds_error(r, HONE_ERR_UNSUPPORTED,
+                        "dataset option conversation (%s) renders conversations to train on, and this row is a %s "
+                        "example; leave the option out for this dataset",
+                        hone_conversation_style_name(r->cfg->conversation), hone_example_kind_name(kind));
+    }
+    ex->conversation_style = r->cfg->conversation;
     r->stats->examples++;
     hone_status st = r->fn ? r->fn(ex, r->ctx) : HONE_OK;
     hone_example_free(ex);

@@ -59,11 +59,13 @@ static int32_t *copy_ids(const int32_t *s, size_t n, int *failed) {
     return d;
 }
 
-/* A deep copy of the parts a mixture carries: kind, place, conversations, instruction fields, text, tokens, label. */
+/* A deep copy of the parts a mixture carries: kind, place, conversations, instruction fields, text, tokens, label,
+ * conversation style. */
 static hone_status copy_example(hone_example *d, const hone_example *s) {
     int failed = 0;
     *d = (hone_example){
-        .kind = s->kind, .line = s->line, .index = s->index, .label = s->label, .n_tokens = s->n_tokens};
+        .kind = s->kind, .line = s->line, .index = s->index, .label = s->label, .n_tokens = s->n_tokens,
+        .conversation_style = s->conversation_style};
     copy_conversation(&d->conversation, &s->conversation, &failed);
     copy_conversation(&d->chosen, &s->chosen, &failed);
     copy_conversation(&d->rejected, &s->rejected, &failed);

@@ -1,12 +1,11 @@
 /* Examples → training sequences (see hone/render.h): chat-template rendering, whole-text tokenization, and the
- * label mask from the text spans of the trained turns. */
+ * label mask from the text spans of the trained turns. Conversations with a FastChat conversation style go to
+ * render_fastchat.c instead. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hone/render.h"
-
-#define IGNORE_INDEX (-100)
+#include "data/render_internal.h"
 
 hone_status hone_chat_template_pick(hone_chat_template **out, const char *choice, const char *model_dir) {
     *out = NULL;
@@ -77,7 +76,7 @@ static int role_listed(const char *roles, const char *role) {
     return 0;
 }
 
-static int message_trained(const hone_message *m, const hone_render_options *o) {
+int render_message_trained(const hone_message *m, const hone_render_options *o) {
     if (m->weight == 0 || m->weight == 1) return m->weight;
     return role_listed(o->roles_to_train ? o->roles_to_train : "assistant", m->role);
 }
@@ -116,18 +115,30 @@ static hone_status token_position(const hone_render_options *o, const char *text
     return HONE_OK;
 }
 
-/* The last special token in ids[a..b), or b when there is none. */
-static size_t last_special(const hone_tokenizer *tok, const int32_t *ids, size_t a, size_t b) {
+size_t render_last_special(const hone_tokenizer *tok, const int32_t *ids, size_t a, size_t b) {
     for (size_t i = b; i > a; i--)
         if (hone_tokenizer_is_special(tok, ids[i - 1])) return i - 1;
     return b;
 }
 
-typedef struct {
-    size_t a, b;      /* the turn's tokens [a, b) */
-    size_t eot;       /* its end-of-turn token, or b when it has none */
-    int trained;
-} turn_span;
+void render_apply_turns(const hone_render_options *o, const render_turn *turns, size_t n, hone_sequence *out) {
+    size_t last_trained = SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (turns[i].trained) last_trained = i;
+    for (size_t i = 0; i < n; i++) {
+        const render_turn *t = &turns[i];
+        if (t->trained) {
+            for (size_t k = t->a; k < t->end; k++) out->labels[k] = out->input_ids[k];
+            if (t->eot == RENDER_NO_EOT && t->assistant) out->flags |= HONE_RENDER_NO_END_OF_TURN;
+        }
+        if (t->eot == RENDER_NO_EOT) continue;
+        const int eot_trained = o->train_on_eos == HONE_TRAIN_EOS_ALL ||
+                                (t->trained && o->train_on_eos == HONE_TRAIN_EOS_TURN) ||
+                                (t->trained && o->train_on_eos == HONE_TRAIN_EOS_LAST && i == last_trained);
+        if (eot_trained) out->labels[t->eot] = out->input_ids[t->eot];
+        else if (!o->train_on_inputs) out->labels[t->eot] = IGNORE_INDEX;
+    }
+}
 
 static hone_status render_conversation(const hone_example *ex, const hone_render_options *o, hone_sequence *out) {
     const hone_conversation *c = &ex->conversation;
@@ -138,7 +149,7 @@ static hone_status render_conversation(const hone_example *ex, const hone_render
     HONE_TRY(hone_tokenizer_encode(o->tokenizer, out->text, out->text_len, 0, &out->input_ids, &out->n));
     const size_t n = out->n;
     out->labels = malloc((n ? n : 1) * sizeof *out->labels);
-    turn_span *turns = calloc(c->n_messages ? c->n_messages : 1, sizeof *turns);
+    render_turn *turns = calloc(c->n_messages ? c->n_messages : 1, sizeof *turns);
     if (!out->labels || !turns) {
         free(turns);
         return hone_errorf(HONE_ERR_NOMEM, "out of memory rendering the example at line %zu", ex->line);
@@ -146,11 +157,10 @@ static hone_status render_conversation(const hone_example *ex, const hone_render
     for (size_t i = 0; i < n; i++) out->labels[i] = o->train_on_inputs ? out->input_ids[i] : IGNORE_INDEX;
 
     hone_status st = HONE_OK;
-    size_t last_trained = SIZE_MAX;
     for (size_t i = 0; i < c->n_messages && st == HONE_OK; i++) {
-        turn_span *t = &turns[i];
-        t->trained = message_trained(&c->messages[i], o);
-        const int assistant = !strcmp(c->messages[i].role, "assistant");
+        render_turn *t = &turns[i];
+        t->trained = render_message_trained(&c->messages[i], o);
+        const int assistant = t->assistant = !strcmp(c->messages[i].role, "assistant");
         char *pre = NULL, *post = NULL;
         size_t lpre = 0, lpost = 0;
         st = render_first(o, c, i, assistant, &pre, &lpre);
@@ -176,32 +186,19 @@ static hone_status render_conversation(const hone_example *ex, const hone_render
             if (at) lpre = (size_t)(at - out->text);
         }
         int straddle_a = 0, straddle_b = 0;
+        size_t b = 0;
         if (st == HONE_OK) st = token_position(o, out->text, lpre, out->input_ids, n, &t->a, &straddle_a);
-        if (st == HONE_OK) st = token_position(o, out->text, lpost, out->input_ids, n, &t->b, &straddle_b);
+        if (st == HONE_OK) st = token_position(o, out->text, lpost, out->input_ids, n, &b, &straddle_b);
         free(pre);
         free(post);
         if (st != HONE_OK) break;
-        t->b += (size_t)straddle_b; /* a straddling token at the end still holds text of this turn */
+        b += (size_t)straddle_b; /* a straddling token at the end still holds text of this turn */
         if (straddle_a || straddle_b) out->flags |= HONE_RENDER_STRADDLING_TOKEN;
-        t->eot = last_special(o->tokenizer, out->input_ids, t->a, t->b);
-        if (t->trained) last_trained = i;
+        /* content ends at the end-of-turn token: text after it (e.g. a newline) is the template's, not the answer's */
+        t->end = render_last_special(o->tokenizer, out->input_ids, t->a, b);
+        t->eot = t->end < b ? t->end : RENDER_NO_EOT;
     }
-    for (size_t i = 0; i < c->n_messages && st == HONE_OK; i++) {
-        const turn_span *t = &turns[i];
-        const int has_eot = t->eot < t->b;
-        if (t->trained) {
-            /* content; text after the end-of-turn token (e.g. a newline) is the template's, not the answer's */
-            const size_t end = has_eot ? t->eot : t->b;
-            for (size_t k = t->a; k < end; k++) out->labels[k] = out->input_ids[k];
-            if (!has_eot && !strcmp(c->messages[i].role, "assistant")) out->flags |= HONE_RENDER_NO_END_OF_TURN;
-        }
-        if (!has_eot) continue;
-        const int eot_trained = o->train_on_eos == HONE_TRAIN_EOS_ALL ||
-                                (t->trained && o->train_on_eos == HONE_TRAIN_EOS_TURN) ||
-                                (t->trained && o->train_on_eos == HONE_TRAIN_EOS_LAST && i == last_trained);
-        if (eot_trained) out->labels[t->eot] = out->input_ids[t->eot];
-        else if (!o->train_on_inputs) out->labels[t->eot] = IGNORE_INDEX;
-    }
+    if (st == HONE_OK) render_apply_turns(o, turns, c->n_messages, out);
     free(turns);
     return st;
 }
@@ -244,6 +241,11 @@ hone_status hone_render_prompt(const hone_example *ex, const hone_render_options
     if (ex->kind != HONE_EXAMPLE_SFT)
         return hone_errorf(HONE_ERR_UNSUPPORTED, "example at line %zu is a %s row: only conversations have prompts",
                            ex->line, hone_example_kind_name(ex->kind));
+    if (ex->conversation_style) {
+        const hone_status st = render_fastchat(ex, o, 1, out);
+        if (st != HONE_OK) hone_sequence_free(out);
+        return st;
+    }
     if (!o->chat_template)
         return hone_errorf(HONE_ERR_INVALID, "example at line %zu is a conversation, and no chat template was given",
                            ex->line);
@@ -263,7 +265,9 @@ hone_status hone_render_example(const hone_example *ex, const hone_render_option
     memset(out, 0, sizeof *out);
     hone_status st;
     switch (ex->kind) {
-    case HONE_EXAMPLE_SFT: st = render_conversation(ex, o, out); break;
+    case HONE_EXAMPLE_SFT:
+        st = ex->conversation_style ? render_fastchat(ex, o, 0, out) : render_conversation(ex, o, out);
+        break;
     case HONE_EXAMPLE_TEXT: st = render_text(ex, o, out); break;
     case HONE_EXAMPLE_TOKENS: st = copy_tokens(ex, out); break;
     default:

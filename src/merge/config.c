@@ -2,8 +2,8 @@
  *
  * The schema is mergekit's MergeConfiguration: merge_method, base_model, models [{model, parameters}] or slices
  * [{sources [{model, layer_range, parameters}], base_model, parameters}], parameters, dtype, out_dtype,
- * tokenizer_source, tokenizer {source}, chat_template. mergekit (pydantic) ignores keys it does not know and
- * parameters a method does not read; hone reports both, with a did-you-mean, so that a typo never goes
+ * tokenizer_source, tokenizer {source} (union by default), chat_template. mergekit (pydantic) ignores keys it does not
+ * know and parameters a method does not read; hone reports both, with a did-you-mean, so that a typo never goes
  * unnoticed. Everything is checked here except what needs the models (paths, layer counts, shapes). */
 #include "merge_internal.h"
 #include "hone/settings.h"
@@ -386,14 +386,14 @@ hone_status merge_yaml_dtype(merge_yaml *r, yaml_node_t *v, const char *where, i
 
 static hone_status read_tokenizer_source(merge_yaml *r, yaml_node_t *v, hone_merge_config *c) {
     if (merge_yaml_is_null(v)) return HONE_OK;
-    if (v->type != YAML_SCALAR_NODE) return merge_yaml_error(r, v, "tokenizer_source", "expected base or a model path");
+    if (v->type != YAML_SCALAR_NODE)
+        return merge_yaml_error(r, v, "tokenizer_source", "expected union, base or a model path");
+    if (c->tokenizer_source != MERGE_TOKENIZER_NONE) /* set by the other of tokenizer_source / tokenizer */
+        return merge_yaml_error(r, v, "tokenizer_source",
+                                "give either tokenizer_source or tokenizer {source: ...}, not both (as mergekit)");
     const char *t = merge_yaml_text(v);
-    if (!strcmp(t, "union"))
-        return hone_errorf(HONE_ERR_UNSUPPORTED,
-                           "%s:%d: tokenizer_source: union is not supported yet; use base or one model's path", r->path,
-                           merge_yaml_line(v));
-    if (!strcmp(t, "base")) {
-        c->tokenizer_source = MERGE_TOKENIZER_BASE;
+    if (!strcmp(t, "union") || !strcmp(t, "base")) {
+        c->tokenizer_source = !strcmp(t, "union") ? MERGE_TOKENIZER_UNION : MERGE_TOKENIZER_BASE;
         return HONE_OK;
     }
     c->tokenizer_source = MERGE_TOKENIZER_MODEL;
@@ -401,10 +401,16 @@ static hone_status read_tokenizer_source(merge_yaml *r, yaml_node_t *v, hone_mer
 }
 
 static hone_status visit_tokenizer(merge_yaml *r, const char *key, yaml_node_t *v, void *ctx) {
-    if (!strcmp(key, "source")) return read_tokenizer_source(r, v, ctx);
+    hone_merge_config *c = ctx;
+    if (!strcmp(key, "source")) {
+        c->tokenizer_source = MERGE_TOKENIZER_NONE; /* replaces the block's default, union */
+        return merge_yaml_is_null(v)
+                   ? merge_yaml_error(r, v, "tokenizer.source", "expected union, base or a model path")
+                   : read_tokenizer_source(r, v, c);
+    }
     return hone_errorf(HONE_ERR_UNSUPPORTED,
-                       "%s:%d: tokenizer.%s is not supported yet; only tokenizer.source (base or a model) is", r->path,
-                       merge_yaml_line(v), key);
+                       "%s:%d: tokenizer.%s is not supported yet; only tokenizer.source (union, base or a model) is",
+                       r->path, merge_yaml_line(v), key);
 }
 
 static hone_status visit_top(merge_yaml *r, const char *key, yaml_node_t *v, void *ctx) {
@@ -421,8 +427,8 @@ static hone_status visit_top(merge_yaml *r, const char *key, yaml_node_t *v, voi
         hone_status st = HONE_OK;
         if (found < 0) {
             const char *hint = merge_closest(name, names, HONE_MERGE_METHOD_COUNT);
-            char msg[160];
-            snprintf(msg, sizeof msg, hint ? " (did you mean '%s'?)" : "", hint);
+            char msg[160] = "";
+            if (hint) snprintf(msg, sizeof msg, " (did you mean '%s'?)", hint);
             st = hone_errorf(HONE_ERR_UNSUPPORTED,
                              "%s:%d: merge_method: unknown or unsupported method '%s'%s; hone supports linear, slerp, "
                              "task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs, breadcrumbs_ties, della, "
@@ -445,7 +451,13 @@ static hone_status visit_top(merge_yaml *r, const char *key, yaml_node_t *v, voi
     if (!strcmp(key, "tokenizer_source")) return read_tokenizer_source(r, v, c);
     if (!strcmp(key, "tokenizer")) {
         static const char *const keys[] = {"source", "tokens", "pad_to_multiple_of", NULL};
-        return merge_yaml_is_null(v) ? HONE_OK : merge_yaml_mapping(r, v, key, keys, visit_tokenizer, c);
+        if (merge_yaml_is_null(v)) return HONE_OK;
+        if (c->tokenizer_source != MERGE_TOKENIZER_NONE)
+            return merge_yaml_error(r, v, key,
+                                    "give either tokenizer_source or tokenizer {source: ...}, not both "
+                                    "(as mergekit)");
+        c->tokenizer_source = MERGE_TOKENIZER_UNION; /* mergekit's TokenizerConfig.source default */
+        return merge_yaml_mapping(r, v, key, keys, visit_tokenizer, c);
     }
     if (!strcmp(key, "chat_template")) {
         if (merge_yaml_is_null(v)) return HONE_OK;

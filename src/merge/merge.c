@@ -4,9 +4,11 @@
  * then config.json and the tokenizer files, as mergekit writes them.
  *
  * Memory: element-wise methods (linear, passthrough, task_arithmetic) stream each tensor in blocks of 64K
- * elements, so they need a few small buffers; the others (norms, ranks) hold one fp32 copy of the largest
- * tensor per input, one for the result and one for its 16-bit conversion. F32 inputs that need no conversion
- * are read in place from the mapping. */
+ * elements, each block in one parallel loop whose threads take 16K-element chunks through conversion, arithmetic
+ * and output rounding while they are in cache (blocks of 1M elements measured slower: the output buffer the
+ * write copies from no longer fits in L2); the others (norms, ranks) hold one fp32 copy of the largest tensor
+ * per input, one for the result and one for its 16-bit conversion. F32 inputs that need no conversion are read
+ * in place from the mapping. */
 #include "merge_internal.h"
 
 #include <dirent.h>
@@ -47,25 +49,18 @@ static inline uint16_t bf16_of(float f) {
                                          : (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
 }
 
-/* mergekit loads the inputs as `dtype` before any arithmetic. */
-static void round_to_input_dtype(const hone_merge_plan *p, float *x, size_t n) {
-    if (p->input_dtype == HONE_DTYPE_F16) {
-#pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < n; j++) x[j] = hone_f16_to_f32(hone_f32_to_f16(x[j]));
-    } else if (p->input_dtype == HONE_DTYPE_BF16) {
-#pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < n; j++) x[j] = hone_bf16_to_f32(bf16_of(x[j]));
-    }
-}
+/* Elements converted per call of load_chunk: hone_convert_to_f32 enters an OpenMP region (of one thread below its
+ * threshold) on every call, which costs more than converting a few hundred elements. */
+#define LOAD_CHUNK ((size_t)16 * MERGE_CHUNK)
 
-/* Elements [lo, lo + n) of input i, which has the output's shape, as fp32, on all threads. */
-static void load_range(const hone_merge_plan *p, const merge_tensor *t, size_t i, size_t lo, size_t n, float *dst) {
-    const hone_st_tensor *src = t->src[i];
-    const size_t chunk = 1 << 14, size = hone_dtype_size(src->dtype);
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < n; c += chunk)
-        hone_convert_to_f32(dst + c, src->data + (lo + c) * size, src->dtype, n - c < chunk ? n - c : chunk);
-    round_to_input_dtype(p, dst, n);
+/* Elements [lo, lo + n) of src as fp32 in dst, on the calling thread (n below hone_convert_to_f32's threshold for
+ * threads). mergekit loads the inputs as `dtype` before any arithmetic: they are rounded to it. */
+static void load_chunk(const hone_merge_plan *p, const hone_st_tensor *src, size_t lo, size_t n, float *dst) {
+    hone_convert_to_f32(dst, src->data + lo * hone_dtype_size(src->dtype), src->dtype, n);
+    if (p->input_dtype == HONE_DTYPE_F16)
+        for (size_t j = 0; j < n; j++) dst[j] = hone_f16_to_f32(hone_f32_to_f16(dst[j]));
+    else if (p->input_dtype == HONE_DTYPE_BF16)
+        for (size_t j = 0; j < n; j++) dst[j] = hone_bf16_to_f32(bf16_of(dst[j]));
 }
 
 /* Input i of t as fp32 in the output's shape: the whole tensor, the leading sub-matrix of a larger embedding,
@@ -73,9 +68,11 @@ static void load_range(const hone_merge_plan *p, const merge_tensor *t, size_t i
 static void load_input(const hone_merge_plan *p, const merge_tensor *t, size_t i, float *dst) {
     const hone_st_tensor *src = t->src[i];
     const hone_merge_tensor *o = &t->pub;
-    const size_t n = numel_of(o), size = hone_dtype_size(src->dtype);
+    const size_t n = numel_of(o);
     if (!t->permuted && (int64_t)n == src->numel) {
-        load_range(p, t, i, 0, n, dst);
+#pragma omp parallel for schedule(static)
+        for (size_t c = 0; c < n; c += LOAD_CHUNK)
+            load_chunk(p, src, c, n - c < LOAD_CHUNK ? n - c : LOAD_CHUNK, dst + c);
         return;
     }
     const size_t rows = (size_t)o->shape[0], cols = (size_t)o->shape[1], src_cols = (size_t)src->shape[1];
@@ -84,11 +81,10 @@ static void load_input(const hone_merge_plan *p, const merge_tensor *t, size_t i
     for (size_t r = 0; r < rows; r++) {
         int64_t from = map ? map[r] : (int64_t)r;
         if (from >= 0 && from < src->shape[0])
-            hone_convert_to_f32(dst + r * cols, src->data + (size_t)from * src_cols * size, src->dtype, cols);
+            load_chunk(p, src, (size_t)from * src_cols, cols, dst + r * cols);
         else
             memset(dst + r * cols, 0, cols * sizeof *dst);
     }
-    round_to_input_dtype(p, dst, n);
 }
 
 /* ---- arithmetic ---- */
@@ -165,8 +161,8 @@ static void input_view(const hone_merge_plan *p, const merge_tensor *t, size_t i
 /* FNV-1a of the output tensor's name: with the input's position it picks the random stream of its mask. */
 static uint64_t name_hash(const char *s) { return hone_fnv1a64(s, strlen(s)); }
 
-/* The task arithmetic family on loaded inputs (w->x[base], the others in their scratch buffers): deltas from the
- * base, sparsified, mixed. */
+/* The sparsified task arithmetic family on loaded inputs (w->x[base], the others in their scratch buffers): deltas
+ * from the base, sparsified, mixed. */
 static hone_status mix_deltas(const hone_merge_plan *p, const merge_tensor *t, workspace *w, size_t n,
                               const float **result) {
     const hone_merge_tensor *o = &t->pub;
@@ -197,8 +193,8 @@ static hone_status mix_deltas(const hone_merge_plan *p, const merge_tensor *t, w
     return HONE_OK;
 }
 
-/* Combines the loaded inputs w->x[0..k) (n elements each) by the config's method; *result is w->out or an
- * input used as it is. */
+/* Combines the loaded inputs w->x[0..k) (n elements each) by the config's method, one that needs whole tensors
+ * (elementwise_method is 0); *result is w->out or an input used as it is. */
 static hone_status combine(const hone_merge_plan *p, const merge_tensor *t, workspace *w, size_t n,
                            const float **result) {
     const hone_merge_tensor *o = &t->pub;
@@ -207,26 +203,6 @@ static hone_status combine(const hone_merge_plan *p, const merge_tensor *t, work
     if (merge_methods[method].task_arithmetic) return mix_deltas(p, t, w, n, result);
     *result = w->out;
     switch (method) {
-        case HONE_MERGE_LINEAR: {
-            double sum = 0;
-            for (size_t i = 0; i < k; i++) sum += w->weights[i] = o->inputs[i].weight;
-            if (o->normalize && sum == 0)
-                return hone_errorf(HONE_ERR_INVALID,
-                                   "linear: the weights of tensor '%s' sum to 0 and normalize divides by their sum; "
-                                   "change the weights or set normalize: false",
-                                   o->name);
-            merge_linear(w->out, w->x, w->weights, k, n, o->normalize);
-            return HONE_OK;
-        }
-        case HONE_MERGE_PASSTHROUGH:
-            if (isnan(o->inputs[0].scale)) {
-                *result = w->x[0];
-            } else {
-                const float s = (float)o->inputs[0].scale, *x = w->x[0];
-#pragma omp parallel for schedule(static)
-                for (size_t j = 0; j < n; j++) w->out[j] = x[j] * s;
-            }
-            return HONE_OK;
         case HONE_MERGE_SLERP:
             if (k == 1)
                 *result = w->x[0];
@@ -251,31 +227,111 @@ static hone_status combine(const hone_merge_plan *p, const merge_tensor *t, work
     }
 }
 
-/* Linear, passthrough and plain task arithmetic combine each element on its own: when the inputs need no
- * reshaping, such tensors go through in blocks of BLOCK elements that stay in cache, each written as soon as it
- * is computed. The other methods need whole tensors (norms, ranks). */
-static int is_elementwise(const hone_merge_plan *p, const merge_tensor *t) {
+/* Linear, passthrough and plain task arithmetic combine each element on its own (elementwise_block); the other
+ * methods need whole tensors (norms, ranks). */
+static int elementwise_method(const hone_merge_plan *p) {
     const hone_merge_method m = p->cfg->method;
-    if (t->permuted || !(m == HONE_MERGE_LINEAR || m == HONE_MERGE_PASSTHROUGH ||
-                         (merge_methods[m].task_arithmetic && merge_methods[m].sparsify == MERGE_SPARSIFY_NONE)))
-        return 0;
+    return m == HONE_MERGE_LINEAR || m == HONE_MERGE_PASSTHROUGH ||
+           (merge_methods[m].task_arithmetic && merge_methods[m].sparsify == MERGE_SPARSIFY_NONE);
+}
+
+/* Tensors of an element-wise method whose inputs need no reshaping are streamed in blocks of BLOCK elements, each
+ * written as soon as it is computed. */
+static int is_elementwise(const hone_merge_plan *p, const merge_tensor *t) {
+    if (t->permuted || !elementwise_method(p)) return 0;
     for (size_t i = 0; i < t->pub.n_inputs; i++)
         if (t->src[i]->numel != (int64_t)numel_of(&t->pub)) return 0;
     return 1;
 }
 
+/* n fp32 values rounded to a 16-bit dtype, on the calling thread. */
+static void round_to_half(hone_dtype dtype, const float *x, uint16_t *h, size_t n) {
+    if (dtype == HONE_DTYPE_F16)
+        for (size_t i = 0; i < n; i++) h[i] = hone_f32_to_f16(x[i]);
+    else
+        for (size_t i = 0; i < n; i++) h[i] = bf16_of(x[i]);
+}
+
 /* Writes n fp32 values as the tensor's dtype. */
 static hone_status write_values(hone_dtype dtype, const float *x, size_t n, workspace *w, hone_st_stream *stream) {
     if (dtype == HONE_DTYPE_F32) return hone_st_stream_write(stream, x, n * sizeof(float));
-    uint16_t *h = w->half;
-    if (dtype == HONE_DTYPE_F16) {
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) h[i] = hone_f32_to_f16(x[i]);
+    for (size_t c = 0; c < n; c += MERGE_CHUNK)
+        round_to_half(dtype, x + c, w->half + c, n - c < MERGE_CHUNK ? n - c : MERGE_CHUNK);
+    return hone_st_stream_write(stream, w->half, n * sizeof *w->half);
+}
+
+/* Before elementwise_block: the weights (and, for task arithmetic, the deltas: the inputs other than the base,
+ * which must be in scratch buffers) the chunks use, and where the result will be: w->out, or an input used as it
+ * is (passthrough without scale, task arithmetic over the base alone). */
+static hone_status elementwise_setup(const hone_merge_plan *p, const merge_tensor *t, workspace *w, size_t *n_deltas,
+                                     const float **result) {
+    const hone_merge_tensor *o = &t->pub;
+    *result = w->out;
+    *n_deltas = 0;
+    if (p->cfg->method == HONE_MERGE_LINEAR) {
+        double sum = 0;
+        for (size_t i = 0; i < o->n_inputs; i++) sum += w->weights[i] = o->inputs[i].weight;
+        if (o->normalize && sum == 0)
+            return hone_errorf(HONE_ERR_INVALID,
+                               "linear: the weights of tensor '%s' sum to 0 and normalize divides by their sum; "
+                               "change the weights or set normalize: false",
+                               o->name);
+    } else if (p->cfg->method == HONE_MERGE_PASSTHROUGH) {
+        if (isnan(o->inputs[0].scale)) *result = w->x[0];
     } else {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) h[i] = bf16_of(x[i]);
+        for (size_t i = 0; i < o->n_inputs; i++) {
+            if ((int)i == o->base) continue;
+            w->deltas[*n_deltas] = w->scratch[i];
+            w->weights[(*n_deltas)++] = o->inputs[i].weight;
+        }
+        if (*n_deltas == 0) *result = w->x[o->base];
     }
-    return hone_st_stream_write(stream, h, n * sizeof *h);
+    return HONE_OK;
+}
+
+/* Elements [lo, lo + m) of an element-wise method's result into w->out, on the calling thread; task arithmetic
+ * turns its deltas' elements into differences from the base first. */
+static void elementwise_chunk(const hone_merge_plan *p, const merge_tensor *t, workspace *w, size_t n_deltas, size_t lo,
+                              size_t m) {
+    const hone_merge_tensor *o = &t->pub;
+    if (p->cfg->method == HONE_MERGE_LINEAR) {
+        merge_linear_chunk(w->out, w->x, w->weights, o->n_inputs, lo, m, o->normalize);
+    } else if (p->cfg->method == HONE_MERGE_PASSTHROUGH) {
+        const float s = (float)o->inputs[0].scale, *x = w->x[0];
+        for (size_t j = lo; j < lo + m; j++) w->out[j] = x[j] * s;
+    } else {
+        const float *b = w->x[o->base];
+        for (size_t i = 0; i < n_deltas; i++)
+            for (size_t j = lo; j < lo + m; j++) w->deltas[i][j] -= b[j];
+        const merge_gta_params gp = {merge_methods[p->cfg->method].consensus, o->normalize, o->lambda};
+        merge_task_arithmetic_chunk(w->out, b, w->deltas, w->weights, n_deltas, lo, m, &gp);
+    }
+}
+
+/* Elements [lo, lo + m) of tensor t by an element-wise method, written to its shard. w->x[i] point at element lo
+ * of each input (in place), or at its scratch buffer, which `load` fills here. One parallel loop whose threads take
+ * chunks of LOAD_CHUNK elements through loading, the method and the output rounding while they are in cache: one
+ * fork-join per block rather than one per stage, which on a busy machine cost more in thread wake-ups than the
+ * arithmetic. */
+static hone_status elementwise_block(const hone_merge_plan *p, const merge_tensor *t, workspace *w, size_t lo, size_t m,
+                                     int load, hone_st_stream *stream) {
+    const hone_merge_tensor *o = &t->pub;
+    size_t n_deltas;
+    const float *result;
+    HONE_TRY(elementwise_setup(p, t, w, &n_deltas, &result));
+    const int half = o->dtype != HONE_DTYPE_F32;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < m; c += LOAD_CHUNK) {
+        const size_t len = m - c < LOAD_CHUNK ? m - c : LOAD_CHUNK;
+        for (size_t i = 0; load && i < o->n_inputs; i++)
+            if (w->x[i] == w->scratch[i]) load_chunk(p, t->src[i], lo + c, len, w->scratch[i] + c);
+        for (size_t j = c; result == w->out && j < c + len; j += MERGE_CHUNK)
+            elementwise_chunk(p, t, w, n_deltas, j, c + len - j < MERGE_CHUNK ? c + len - j : MERGE_CHUNK);
+        if (half) round_to_half(o->dtype, result + c, w->half + c, len);
+    }
+    return half ? hone_st_stream_write(stream, w->half, m * sizeof *w->half)
+                : hone_st_stream_write(stream, result, m * sizeof *result);
 }
 
 /* Computes tensor t and appends it to its shard. */
@@ -289,17 +345,11 @@ static hone_status write_tensor(const hone_merge_plan *p, const merge_tensor *t,
     if (t->values) return HONE_OK;
     if (is_elementwise(p, t)) {
         for (size_t lo = 0; lo < n; lo += BLOCK) {
-            const size_t m = n - lo < BLOCK ? n - lo : BLOCK;
-            for (size_t i = 0; i < k; i++) {
-                if (usable_in_place(p, t, i) && (!deltas || (int)i == o->base)) {
-                    w->x[i] = (const float *)t->src[i]->data + lo;
-                } else {
-                    load_range(p, t, i, lo, m, w->scratch[i]);
-                    w->x[i] = w->scratch[i];
-                }
-            }
-            HONE_TRY(combine(p, t, w, m, &result));
-            HONE_TRY(write_values(o->dtype, result, m, w, stream));
+            for (size_t i = 0; i < k; i++)
+                w->x[i] = usable_in_place(p, t, i) && (!deltas || (int)i == o->base)
+                              ? (const float *)t->src[i]->data + lo
+                              : w->scratch[i];
+            HONE_TRY(elementwise_block(p, t, w, lo, n - lo < BLOCK ? n - lo : BLOCK, 1, stream));
         }
         return HONE_OK;
     }
@@ -314,6 +364,7 @@ static hone_status write_tensor(const hone_merge_plan *p, const merge_tensor *t,
         }
     }
     if (t->permuted) merge_vocab_defaults(p, t, w->scratch);
+    if (elementwise_method(p)) return elementwise_block(p, t, w, 0, n, 0, stream);
     HONE_TRY(combine(p, t, w, n, &result));
     return write_values(o->dtype, result, n, w, stream);
 }
@@ -496,7 +547,7 @@ static hone_status set_chat_template(const char *dir, const char *template) {
 }
 
 /* mergekit's _copy_tokenizer: the tokenizer files of the base model (or the first model, or tokenizer_source),
- * then the chat template when one is asked for. */
+ * with the union's tokens added (tokenizer_source union), then the chat template when one is asked for. */
 static hone_status write_tokenizer(const hone_merge_plan *p, const char *dir) {
     static const char *const files[] = {"tokenizer_config.json",
                                         "special_tokens_map.json",
@@ -526,6 +577,7 @@ static hone_status write_tokenizer(const hone_merge_plan *p, const char *dir) {
         free(dst);
     }
     if (st == HONE_OK && !copied) hone_warn("%s has no tokenizer files; the merged model has none either", donor);
+    if (st == HONE_OK) st = merge_vocab_write(p, dir);
     if (st == HONE_OK && template) st = set_chat_template(dir, template);
     free(template);
     return st;

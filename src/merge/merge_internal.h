@@ -56,7 +56,12 @@ typedef struct {
     int line;
 } merge_slice;
 
-typedef enum { MERGE_TOKENIZER_NONE, MERGE_TOKENIZER_BASE, MERGE_TOKENIZER_MODEL } merge_tokenizer_source;
+typedef enum {
+    MERGE_TOKENIZER_NONE,
+    MERGE_TOKENIZER_BASE,
+    MERGE_TOKENIZER_MODEL,
+    MERGE_TOKENIZER_UNION
+} merge_tokenizer_source;
 
 struct hone_merge_config {
     char *path;
@@ -134,7 +139,7 @@ typedef struct {
     int permuted;               /* inputs go through the models' vocab_map (embeddings with tokenizer_source) */
     uint64_t nbytes;            /* output bytes */
     size_t shard;
-    float *values;              /* a result computed before the merge (MoE router weights; no inputs), or NULL */
+    float *values; /* a result computed before the merge (MoE router weights; no inputs), or NULL */
 } merge_tensor;
 
 struct hone_merge_plan {
@@ -149,6 +154,8 @@ struct hone_merge_plan {
     uint64_t seed;
     size_t n_shards;
     int64_t vocab_rows; /* tokenizer_source: rows of the output vocabulary */
+    char *union_tokens; /* tokenizer_source union: the tokens appended to the base tokenizer, a JSON array of
+                           tokenizer.json added_tokens entries (NULL otherwise) */
     char *config_json;  /* config.json to write instead of the reference model's (MoE), or NULL */
 };
 
@@ -171,8 +178,11 @@ void merge_plan_finish(hone_merge_plan *p, const hone_merge_options *o);
 /* The layer count of a config.json text (num_hidden_layers, n_layer, ...); `config_path` is for messages. */
 hone_status merge_num_layers(const char *config_json, const char *config_path, int *out);
 
-/* tokenizer_source (embed.c): fills vocab_rows and every model's vocab_map. */
+/* tokenizer_source (embed.c): fills vocab_rows, every model's vocab_map and (union) union_tokens. */
 hone_status merge_vocab_plan(hone_merge_plan *p);
+/* tokenizer_source union: adds the union's tokens to the base tokenizer files copied into `dir` (tokenizer.json's
+ * added_tokens, tokenizer_config.json's added_tokens_decoder), as transformers' save_pretrained writes them. */
+hone_status merge_vocab_write(const hone_merge_plan *p, const char *dir);
 /* Fills, in the inputs of a permuted embedding (loaded with zeros there), the rows of tokens a model lacks
  * as mergekit does: the only model that has the token, else the base model's row, else the mean of the models
  * that have it, else zeros. */
@@ -202,8 +212,13 @@ extern const merge_method_info merge_methods[HONE_MERGE_METHOD_COUNT];
 
 /* ---- kernels (methods.c, sparsify.c); all fp32 arrays of n elements, computed with every OpenMP thread ---- */
 
-/* out = Σ w_i x_i (/ Σ w_i when normalize). */
-void merge_linear(float *out, const float *const *x, const double *w, size_t k, size_t n, int normalize);
+/* The element-wise kernels come as _chunk functions too: elements [lo, lo + m) only, m <= MERGE_CHUNK, on the
+ * calling thread, for loops that are already parallel. */
+#define MERGE_CHUNK 1024
+
+/* out[lo, lo + m) = Σ w_i x_i (/ Σ w_i when normalize). */
+void merge_linear_chunk(float *out, const float *const *x, const double *w, size_t k, size_t lo, size_t m,
+                        int normalize);
 /* mergekit's slerp of a (t = 0) and b (t = 1) over the flattened tensors, with its lerp fallback. */
 void merge_slerp(float *out, const float *a, const float *b, size_t n, double t);
 /* Model Stock: w0 the base, ws[k] the others (k <= HONE_MERGE_MAX_STOCK), rows × cols (one row of n when not
@@ -219,6 +234,8 @@ typedef struct {
 } merge_gta_params;
 void merge_task_arithmetic(float *out, const float *base, float *const *d, const double *w, size_t k, size_t n,
                            const merge_gta_params *p);
+void merge_task_arithmetic_chunk(float *out, const float *base, float *const *d, const double *w, size_t k, size_t lo,
+                                 size_t m, const merge_gta_params *p);
 
 /* Sparsification of one delta in place. rng_stream identifies the (output tensor, model) pair for the random
  * methods. `rows` × `cols` is the tensor seen as rows (DELLA ranks within rows; 1-D tensors are one row).

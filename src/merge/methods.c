@@ -45,26 +45,23 @@ static double offset_dot(const float *a, const float *b, const float *o, size_t 
     return chunked_sum(n, dot_chunk, &d);
 }
 
-/* Element-wise kernels work on chunks of CHUNK elements with the model loop outside the element loop, so that
- * the element loop vectorizes and branches become blends. */
-#define CHUNK 1024
+/* Element-wise kernels work on chunks of MERGE_CHUNK elements with the model loop outside the element loop, so
+ * that the element loop vectorizes and branches become blends. */
+#define CHUNK MERGE_CHUNK
 
-void merge_linear(float *out, const float *const *x, const double *w, size_t k, size_t n, int normalize) {
+void merge_linear_chunk(float *out, const float *const *x, const double *w, size_t k, size_t lo, size_t m,
+                        int normalize) {
     double wsum = 0;
     for (size_t j = 0; j < k; j++) wsum += w[j];
     const double scale = normalize ? 1.0 / wsum : 1.0;
-#pragma omp parallel for schedule(static)
-    for (size_t lo = 0; lo < n; lo += CHUNK) {
-        const size_t m = n - lo < CHUNK ? n - lo : CHUNK;
-        double acc[CHUNK];
-        for (size_t i = 0; i < m; i++) acc[i] = 0;
-        for (size_t j = 0; j < k; j++) {
-            const float *xj = x[j] + lo;
-            const double wj = w[j];
-            for (size_t i = 0; i < m; i++) acc[i] += wj * xj[i];
-        }
-        for (size_t i = 0; i < m; i++) out[lo + i] = (float)(acc[i] * scale);
+    double acc[CHUNK];
+    for (size_t i = 0; i < m; i++) acc[i] = 0;
+    for (size_t j = 0; j < k; j++) {
+        const float *xj = x[j] + lo;
+        const double wj = w[j];
+        for (size_t i = 0; i < m; i++) acc[i] += wj * xj[i];
     }
+    for (size_t i = 0; i < m; i++) out[lo + i] = (float)(acc[i] * scale);
 }
 
 void merge_slerp(float *out, const float *a, const float *b, size_t n, double t) {
@@ -126,43 +123,46 @@ void merge_model_stock(float *out, const float *w0, const float *const *ws, size
         stock_mix(out, w0, ws, k, r * cols, (r + 1) * cols, stock_factor(w0, ws, k, r * cols, cols, 0));
 }
 
-void merge_task_arithmetic(float *out, const float *base, float *const *d, const double *w, size_t k, size_t n,
-                           const merge_gta_params *p) {
+void merge_task_arithmetic_chunk(float *out, const float *base, float *const *d, const double *w, size_t k, size_t lo,
+                                 size_t m, const merge_gta_params *p) {
     double wsum = 0;
     for (size_t j = 0; j < k; j++) wsum += w[j];
     if (fabs(wsum) < 1e-8) wsum = 1; /* mergekit: divisor[|divisor| < 1e-8] = 1 */
-#pragma omp parallel for schedule(static)
-    for (size_t lo = 0; lo < n; lo += CHUNK) {
-        const size_t m = n - lo < CHUNK ? n - lo : CHUNK;
-        double total[CHUNK], mixed[CHUNK], divisor[CHUNK];
-        for (size_t i = 0; i < m; i++) total[i] = 0;
+    double total[CHUNK], mixed[CHUNK], divisor[CHUNK];
+    for (size_t i = 0; i < m; i++) total[i] = 0;
+    for (size_t j = 0; j < k; j++) {
+        const float *dj = d[j] + lo;
+        const double wj = w[j];
+        for (size_t i = 0; i < m; i++) total[i] += wj * dj[i];
+    }
+    if (p->consensus) {
+        /* TIES sign election: the sign of the sum of the weighted deltas (>= 0 counts as +) wins; only
+         * deltas of that sign (a zero delta has none) are mixed, and only their weights divide */
+        for (size_t i = 0; i < m; i++) mixed[i] = divisor[i] = 0;
         for (size_t j = 0; j < k; j++) {
             const float *dj = d[j] + lo;
             const double wj = w[j];
-            for (size_t i = 0; i < m; i++) total[i] += wj * dj[i];
-        }
-        if (p->consensus) {
-            /* TIES sign election: the sign of the sum of the weighted deltas (>= 0 counts as +) wins; only
-             * deltas of that sign (a zero delta has none) are mixed, and only their weights divide */
-            for (size_t i = 0; i < m; i++) mixed[i] = divisor[i] = 0;
-            for (size_t j = 0; j < k; j++) {
-                const float *dj = d[j] + lo;
-                const double wj = w[j];
-                for (size_t i = 0; i < m; i++) {
-                    double wd = wj * dj[i];
-                    double keep = (double)(((wd > 0) & (total[i] >= 0)) | ((wd < 0) & (total[i] < 0)));
-                    mixed[i] += keep * wd;
-                    divisor[i] += keep * wj;
-                }
-            }
-            for (size_t i = 0; i < m; i++) divisor[i] = divisor[i] == 0 ? 1.0 : divisor[i];
-        } else {
             for (size_t i = 0; i < m; i++) {
-                mixed[i] = total[i];
-                divisor[i] = wsum;
+                double wd = wj * dj[i];
+                double keep = (double)(((wd > 0) & (total[i] >= 0)) | ((wd < 0) & (total[i] < 0)));
+                mixed[i] += keep * wd;
+                divisor[i] += keep * wj;
             }
         }
-        for (size_t i = 0; i < m; i++)
-            out[lo + i] = (float)(base[lo + i] + p->lambda * (p->normalize ? mixed[i] / divisor[i] : mixed[i]));
+        for (size_t i = 0; i < m; i++) divisor[i] = divisor[i] == 0 ? 1.0 : divisor[i];
+    } else {
+        for (size_t i = 0; i < m; i++) {
+            mixed[i] = total[i];
+            divisor[i] = wsum;
+        }
     }
+    for (size_t i = 0; i < m; i++)
+        out[lo + i] = (float)(base[lo + i] + p->lambda * (p->normalize ? mixed[i] / divisor[i] : mixed[i]));
+}
+
+void merge_task_arithmetic(float *out, const float *base, float *const *d, const double *w, size_t k, size_t n,
+                           const merge_gta_params *p) {
+#pragma omp parallel for schedule(static)
+    for (size_t lo = 0; lo < n; lo += CHUNK)
+        merge_task_arithmetic_chunk(out, base, d, w, k, lo, n - lo < CHUNK ? n - lo : CHUNK, p);
 }

@@ -667,6 +667,7 @@ void hone_merge_plan_free(hone_merge_plan *p) {
     for (size_t i = 0; i < p->n_models; i++) close_model(&p->models[i]);
     free(p->models);
     free(p->config_json);
+    free(p->union_tokens);
     free(p);
 }
 

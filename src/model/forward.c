@@ -198,30 +198,30 @@ hone_status hone_model_forward_positions(hone_model *m, const int32_t *ids, cons
     m->last_pos = token_pos;
     m->last_B = B;
     m->last_T = T;
-    op_embedding_forward(m->resid[0], ids, m->w.wte, m->w.wpe, token_pos, N, T, C);
+    model_embedding_forward(m, m->resid[0], ids, token_pos, N, T);
     prompt_embed(m, m->resid[0], pos, N, T);
     for (int l = 0; l < L; l++) {
         const hone_layer_weights *w = &m->w.layers[l];
         hone_layer_acts *a = &m->acts[l];
         const float *x = m->resid[l];
         norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
-        op_linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV);
+        model_linear_forward(m, a->qkv, a->ln1, l, LW_QKV_W, N, C, QKV);
         lora_linear_forward(m, l, LW_QKV_W, a->ln1, a->qkv, N, m->training);
         if (c->arch == HONE_ARCH_LLAMA)
             op_rope(a->qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin,
                     token_pos, 0);
         op_attention_prefix_forward(a->atty, a->att, a->qkv, pos, B, T, c->num_heads, c->num_kv_heads, c->head_dim,
                                     model_attention_scale(c, l), prefix_layer(m, l));
-        op_linear_forward(a->resmid, a->atty, w->o_w, w->o_b, N, Q, C);
+        model_linear_forward(m, a->resmid, a->atty, l, LW_O_W, N, Q, C);
         lora_linear_forward(m, l, LW_O_W, a->atty, a->resmid, N, m->training);
         op_add_inplace(a->resmid, x, (size_t)N * C);
         norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->resmid, w->ln2_w, w->ln2_b, N);
-        op_linear_forward(a->fc, a->ln2, w->fc_w, w->fc_b, N, C, F);
+        model_linear_forward(m, a->fc, a->ln2, l, LW_FC_W, N, C, F);
         lora_linear_forward(m, l, LW_FC_W, a->ln2, a->fc, N, m->training);
         if (c->arch == HONE_ARCH_GPT2) op_activation_forward(a->act, a->fc, (size_t)N * IM, model_op_activation(c));
         else op_glu_forward(a->act, a->fc, N, IM, model_op_activation(c));
         float *out = m->resid[l + 1];
-        op_linear_forward(out, a->act, w->proj_w, w->proj_b, N, IM, C);
+        model_linear_forward(m, out, a->act, l, LW_PROJ_W, N, IM, C);
         lora_linear_forward(m, l, LW_PROJ_W, a->act, out, N, m->training);
         op_add_inplace(out, a->resmid, (size_t)N * C);
     }
@@ -232,8 +232,7 @@ hone_status hone_model_forward_positions(hone_model *m, const int32_t *ids, cons
 const float *hone_model_hidden(const hone_model *m) { return m->lnf; }
 
 void hone_model_logits(hone_model *m, int row0, int n, float *out) {
-    op_linear_forward(out, m->lnf + (size_t)row0 * m->cfg.hidden_size, m->w.lm_head, NULL, n, m->cfg.hidden_size,
-                      m->cfg.vocab_size);
+    model_lm_head_forward(m, out, m->lnf + (size_t)row0 * m->cfg.hidden_size, n);
 }
 
 /* The cross-entropy head; position_nll (may be NULL) receives each position's NLL (0 where not counted). */
@@ -246,6 +245,8 @@ static hone_status cross_entropy(hone_model *m, const int32_t *targets, float gr
             return hone_errorf(HONE_ERR_INVALID, "target id %d at position %d is outside the vocabulary (size %d)",
                                targets[n], n, V);
     if (grad) memset(m->d_lnf, 0, sizeof(float) * (size_t)N * C);
+    /* an adapter freezes lm_head unless it trains a copy of it (modules_to_save) */
+    float *d_lm_head = m->adapter ? adapter_lm_head_grad(m) : m->g.lm_head;
     double sum = 0;
     int64_t count = 0;
     for (int r0 = 0; r0 < N; r0 += m->chunk_rows) {
@@ -293,11 +294,10 @@ static hone_status cross_entropy(hone_model *m, const int32_t *targets, float gr
         if (position_nll) memcpy(position_nll + r0, row_nll, sizeof(double) * (size_t)rows);
         if (grad) {
             /* d_hidden[rows] = dz @ W_lm; dW_lm += dz^T @ hidden[rows] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, V, 1.0f, logits, V, m->w.lm_head, C, 0.0f,
-                        m->d_lnf + (size_t)r0 * C, C);
-            if (!m->adapter)
+            model_lm_head_backward_dx(m, m->d_lnf + (size_t)r0 * C, logits, rows);
+            if (d_lm_head)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, rows, 1.0f, logits, V,
-                            m->lnf + (size_t)r0 * C, C, 1.0f, m->g.lm_head, C);
+                            m->lnf + (size_t)r0 * C, C, 1.0f, d_lm_head, C);
         }
     }
     out->sum_nll = sum;
@@ -350,27 +350,29 @@ hone_status hone_model_backward(hone_model *m) {
         const hone_layer_weights *g = frozen ? &no_grads : &m->g.layers[l];
         hone_layer_acts *a = &m->acts[l];
         /* MLP: out = resmid + proj(act(fc(ln2(resmid)))) ; dres holds d(out) and becomes d(resmid) */
-        op_linear_backward(m->d_act, g->proj_w, g->proj_b, dres, a->act, w->proj_w, N, IM, C, 0);
+        model_linear_backward(m, m->d_act, g->proj_w, g->proj_b, dres, a->act, l, LW_PROJ_W, N, IM, C);
         lora_linear_backward(m, l, LW_PROJ_W, a->act, dres, m->d_act, N);
         if (c->arch == HONE_ARCH_GPT2)
             op_activation_backward(m->d_fc, m->d_act, a->fc, (size_t)N * IM, model_op_activation(c));
         else op_glu_backward(m->d_fc, m->d_act, a->fc, N, IM, model_op_activation(c));
-        op_linear_backward(m->d_ln, g->fc_w, g->fc_b, m->d_fc, a->ln2, w->fc_w, N, C, F, 0);
+        model_linear_backward(m, m->d_ln, g->fc_w, g->fc_b, m->d_fc, a->ln2, l, LW_FC_W, N, C, F);
         lora_linear_backward(m, l, LW_FC_W, a->ln2, m->d_fc, m->d_ln, N);
         norm_backward(m, dres, g->ln2_w, g->ln2_b, m->d_ln, a->resmid, w->ln2_w, a->ln2_mean, a->ln2_rstd, N);
         /* attention: resmid = x + o(attn(rope(qkv(ln1(x))))) ; dres becomes d(x) */
-        op_linear_backward(m->d_atty, g->o_w, g->o_b, dres, a->atty, w->o_w, N, Q, C, 0);
+        model_linear_backward(m, m->d_atty, g->o_w, g->o_b, dres, a->atty, l, LW_O_W, N, Q, C);
         lora_linear_backward(m, l, LW_O_W, a->atty, dres, m->d_atty, N);
         op_attention_prefix_backward(m->d_qkv, m->d_atty, a->qkv, a->att, B, T, c->num_heads, c->num_kv_heads,
                                      c->head_dim, model_attention_scale(c, l), m->attn_scratch, prefix_layer(m, l));
         if (c->arch == HONE_ARCH_LLAMA)
             op_rope(m->d_qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin,
                     m->last_pos, 1);
-        op_linear_backward(m->d_ln, g->qkv_w, g->qkv_b, m->d_qkv, a->ln1, w->qkv_w, N, C, QKV, 0);
+        model_linear_backward(m, m->d_ln, g->qkv_w, g->qkv_b, m->d_qkv, a->ln1, l, LW_QKV_W, N, C, QKV);
         lora_linear_backward(m, l, LW_QKV_W, a->ln1, m->d_qkv, m->d_ln, N);
         norm_backward(m, dres, g->ln1_w, g->ln1_b, m->d_ln, m->resid[l], w->ln1_w, a->ln1_mean, a->ln1_rstd, N);
     }
     if (!frozen) op_embedding_backward(m->g.wte, m->g.wpe, dres, m->last_ids, m->last_pos, N, T, C);
+    else if (adapter_embedding_grad(m)) /* a trained copy of the embedding (modules_to_save) */
+        op_embedding_backward(adapter_embedding_grad(m), NULL, dres, m->last_ids, m->last_pos, N, T, C);
     prompt_backward(m, dres, N, T);
     return HONE_OK;
 }

@@ -85,12 +85,12 @@ static void step_chunk(hone_model *m, hone_kv_cache *kv, const int32_t *ids, int
     const int C = c->hidden_size, QKV = model_qkv_dim(c), Q = c->num_heads * c->head_dim, HD = c->head_dim;
     const int F = model_fc_dim(c), IM = c->intermediate_size, pos0 = kv->len;
     for (int i = 0; i < n; i++) kv->pos[i] = pos0 + i;
-    op_embedding_forward(kv->x, ids, m->w.wte, m->w.wpe, kv->pos, n, 1, C);
+    model_embedding_forward(m, kv->x, ids, kv->pos, n, 1);
     prompt_embed(m, kv->x, kv->pos, n, 1);
     for (int l = 0; l < c->num_layers; l++) {
         const hone_layer_weights *w = &m->w.layers[l];
         norm_rows(m, kv->ln, kv->x, w->ln1_w, w->ln1_b, n);
-        op_linear_forward(kv->qkv, kv->ln, w->qkv_w, w->qkv_b, n, C, QKV);
+        model_linear_forward(m, kv->qkv, kv->ln, l, LW_QKV_W, n, C, QKV);
         lora_linear_forward(m, l, LW_QKV_W, kv->ln, kv->qkv, n, 0);
         if (c->arch == HONE_ARCH_LLAMA)
             op_rope(kv->qkv, n, 1, QKV, c->num_heads + c->num_kv_heads, HD, m->rope_cos, m->rope_sin, kv->pos, 0);
@@ -103,15 +103,15 @@ static void step_chunk(hone_model *m, hone_kv_cache *kv, const int32_t *ids, int
             }
         op_attention_cached(kv->atty, kv->qkv, QKV, kv->k[l], kv->v[l], n, pos0, kv->max_len, c->num_heads,
                             c->num_kv_heads, HD, model_attention_scale(c, l), kv->scratch);
-        op_linear_forward(kv->ln, kv->atty, w->o_w, w->o_b, n, Q, C);
+        model_linear_forward(m, kv->ln, kv->atty, l, LW_O_W, n, Q, C);
         lora_linear_forward(m, l, LW_O_W, kv->atty, kv->ln, n, 0);
         op_add_inplace(kv->x, kv->ln, (size_t)n * C);
         norm_rows(m, kv->ln, kv->x, w->ln2_w, w->ln2_b, n);
-        op_linear_forward(kv->fc, kv->ln, w->fc_w, w->fc_b, n, C, F);
+        model_linear_forward(m, kv->fc, kv->ln, l, LW_FC_W, n, C, F);
         lora_linear_forward(m, l, LW_FC_W, kv->ln, kv->fc, n, 0);
         if (c->arch == HONE_ARCH_GPT2) op_activation_forward(kv->act, kv->fc, (size_t)n * IM, model_op_activation(c));
         else op_glu_forward(kv->act, kv->fc, n, IM, model_op_activation(c));
-        op_linear_forward(kv->ln, kv->act, w->proj_w, w->proj_b, n, IM, C);
+        model_linear_forward(m, kv->ln, kv->act, l, LW_PROJ_W, n, IM, C);
         lora_linear_forward(m, l, LW_PROJ_W, kv->act, kv->ln, n, 0);
         op_add_inplace(kv->x, kv->ln, (size_t)n * C);
     }
@@ -138,7 +138,7 @@ hone_status hone_model_step(hone_model *m, hone_kv_cache *kv, const int32_t *ids
     const int C = c->hidden_size;
     float *row = kv->x + (size_t)(last - 1) * C;
     norm_rows(m, kv->ln, row, m->w.lnf_w, m->w.lnf_b, 1);
-    op_linear_forward(out_logits, kv->ln, m->w.lm_head, NULL, 1, C, c->vocab_size);
+    model_lm_head_forward(m, out_logits, kv->ln, 1);
     return HONE_OK;
 }
 

@@ -138,10 +138,11 @@ static void build_layout(hone_model *m) {
     if (!c->tie_word_embeddings) global[4] = add_simple(&lb, "lm_head", "lm_head.weight", 2, V, C, 0);
 }
 
-static float *at(float *base, const hone_model *m, int t) { return t < 0 ? NULL : base + m->tensors[t].offset; }
+static float *at(float *base, const hone_model *m, int t) {
+    return t < 0 || m->tensors[t].bf16 ? NULL : base + m->tensors[t].offset;
+}
 
-/* Carves named pointers out of a parameter-shaped buffer. */
-static void carve(const hone_model *m, float *base, hone_weights *w) {
+void model_carve(const hone_model *m, float *base, hone_weights *w) {
     int (*li)[LW_COUNT] = m->layer_tensor;
     const int *global = m->global_tensor;
     w->wte = at(base, m, global[0]);
@@ -194,16 +195,19 @@ static hone_status model_new(hone_model **out, const hone_model_config *c) {
         m->segments[i].size = m->tensors[i].size;
         m->segments[i].decay = m->tensors[i].ndim >= 2;
     }
-    carve(m, m->params, &m->w);
+    model_carve(m, m->params, &m->w);
     *out = m;
     return HONE_OK;
 }
 
 hone_status model_alloc_grads(hone_model *m) {
     if (m->grads) return HONE_OK;
+    if (m->params16)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "full fine-tuning needs fp32 weights, and this model's base is kept "
+                           "in bf16 (base_dtype: bf16 is for adapter training); load the model again without it");
     m->grads = hone_alloc(m->n_params * sizeof(float));
     if (!m->grads) return hone_errorf(HONE_ERR_NOMEM, "out of memory for gradients of %zu parameters", m->n_params);
-    carve(m, m->grads, &m->g);
+    model_carve(m, m->grads, &m->g);
     return HONE_OK;
 }
 
@@ -218,6 +222,8 @@ void hone_model_free(hone_model *m) {
     free(m->w.layers);
     free(m->g.layers);
     hone_free(m->params);
+    hone_free(m->params16);
+    hone_free(m->bf16_tile);
     hone_free(m->grads);
     model_free_activations(m);
     hone_free(m->rope_cos);
@@ -361,6 +367,9 @@ hone_status hone_model_load(hone_model **out, const char *dir) {
 }
 
 hone_status hone_model_read_weights(hone_model *m, const char *dir) {
+    if (m->params16)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "%s: cannot read fp32 weights into a model whose base is kept in "
+                           "bf16; load the model again", dir);
     hone_checkpoint ck;
     HONE_TRY(hone_checkpoint_open(&ck, dir));
     hone_status st = load_weights(m, &ck, dir);
@@ -376,6 +385,13 @@ hone_status hone_model_hf_tensor_get(const hone_model *m, const char *name, int 
     for (size_t i = 0; i < m->n_pieces; i++) {
         const hone_hf_piece *p = &m->pieces[i];
         if (strcmp(p->hf_name, name)) continue;
+        if (m->tensors[p->internal].bf16 && !from_grads) {
+            const uint16_t *src = m->params16 + m->tensors[p->internal].offset + (size_t)p->row0 * p->cols;
+            for (int64_t r = 0; r < p->rows; r++)
+                for (int64_t c = 0; c < p->cols; c++)
+                    out[p->transposed ? c * p->rows + r : r * p->cols + c] = hone_bf16_to_f32(src[r * p->cols + c]);
+            return HONE_OK;
+        }
         const float *src = base + m->tensors[p->internal].offset + (size_t)p->row0 * p->cols;
         if (!p->transposed) {
             memcpy(out, src, sizeof(float) * (size_t)(p->rows * p->cols));
@@ -438,7 +454,7 @@ static char *saved_config_json(const hone_model *m) {
 
 hone_status hone_model_save(const hone_model *m, const char *dir) {
     HONE_TRY(hone_dir_create(dir));
-    float *buf = hone_alloc(m->n_params * sizeof(float));
+    float *buf = hone_alloc(hone_model_num_params(m) * sizeof(float)); /* every piece, whatever dtype it is kept in */
     hone_st_entry *entries = calloc(m->n_pieces, sizeof *entries);
     if (!buf || !entries) {
         hone_free(buf);

@@ -34,6 +34,7 @@ typedef struct {
     int ndim;
     int64_t shape[2];
     size_t offset, size;
+    int bf16; /* kept in bf16 (a frozen base, hone_model_set_base_dtype): offset is into params16, not params */
 } hone_param_tensor;
 
 /* Where a Hugging Face tensor lives: rows [row0, row0 + rows) of an internal tensor, transposed when the
@@ -74,7 +75,11 @@ struct hone_model {
 
     size_t n_params;
     float *params, *grads;
-    hone_weights w, g;
+    hone_weights w, g;    /* w: NULL for tensors kept in bf16 */
+    uint16_t *params16;   /* the bf16 tensors of a bf16 base (NULL: everything is fp32) */
+    float *bf16_tile;     /* [bf16_slots, OP_BF16_TILE, widest linear input]: where each thread of the bf16 kernels
+                             widens weight rows */
+    int bf16_slots;       /* the thread count when the base went to bf16 (the kernels use at most that many) */
 
     /* planned once by hone_model_prepare */
     int B, T, training;
@@ -104,6 +109,19 @@ static inline int model_fc_dim(const hone_model_config *c) {
 }
 static inline op_activation model_op_activation(const hone_model_config *c) { return (op_activation)c->activation; }
 hone_status model_alloc_grads(hone_model *m);
+/* Carves named pointers to the fp32 tensors out of a parameter-shaped buffer (NULL for bf16 ones). */
+void model_carve(const hone_model *m, float *base, hone_weights *w);
+/* The base's matrices whatever dtype they are kept in (base_dtype.c). `weight` is LW_QKV_W, LW_O_W, LW_FC_W or
+ * LW_PROJ_W of `layer`, its bias the next entry of the enum. The backward overwrites dx; dw and db must be NULL
+ * for a bf16 weight (it is frozen). The embedding and lm_head are an attached adapter's modules_to_save copies
+ * when it has them (adapter_embedding / adapter_lm_head), else the base's. */
+void model_linear_forward(hone_model *m, float *out, const float *x, int layer, int weight, int N, int IC, int OC);
+void model_linear_backward(hone_model *m, float *dx, float *dw, float *db, const float *dout, const float *x,
+                           int layer, int weight, int N, int IC, int OC);
+void model_embedding_forward(hone_model *m, float *out, const int32_t *ids, const int32_t *pos, int N, int T);
+/* logits [N, V] = x [N, C] · lm_headᵀ, and dx [N, C] = dlogits [N, V] · lm_head */
+void model_lm_head_forward(hone_model *m, float *logits, const float *x, int N);
+void model_lm_head_backward_dx(hone_model *m, float *dx, const float *dlogits, int N);
 void model_free_activations(hone_model *m);
 float model_attention_scale(const hone_model_config *c, int layer);
 /* Makes sure rotary tables cover positions [0, len). */

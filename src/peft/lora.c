@@ -109,6 +109,48 @@ static hone_status target_error(const hone_model_config *c, const char *target, 
 
 /* ---- layout and initialisation ------------------------------------------------------------------------------- */
 
+/* One modules_to_save copy serves the embedding and lm_head (a tied model with ensure_weight_tying). */
+static int shared_copy(const hone_adapter *a) {
+    return a->has_embed_copy && a->has_head_copy && a->embed_copy == a->head_copy;
+}
+
+/* Hugging Face name of the token embedding module. */
+static const char *embedding_name(const hone_model_config *c) {
+    return c->arch == HONE_ARCH_GPT2 ? "transformer.wte" : "model.embed_tokens";
+}
+
+/* modules_to_save: which copies exist. Each name must be the token embedding or lm_head (PEFT's suffix match). A
+ * tied model with ensure_weight_tying gets one copy for both, as PEFT's _add_modules_to_save_to_tie; otherwise each
+ * listed module gets its own copy (PEFT's default, which unties them). Rewrites the list without spaces. */
+static hone_status resolve_modules_to_save(hone_adapter *a, const hone_model_config *c) {
+    const char *list = a->cfg.modules_to_save;
+    if (!list) return HONE_OK;
+    char *clean = calloc(strlen(list) + 1, 1);
+    if (!clean) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    for (const char *t = list;;) {
+        const char *end = strchr(t, ',');
+        size_t len = end ? (size_t)(end - t) : strlen(t);
+        while (len && t[0] == ' ') t++, len--;
+        while (len && t[len - 1] == ' ') len--;
+        if (len && name_matches(embedding_name(c), t, len)) a->has_embed_copy = 1;
+        else if (len && name_matches("lm_head", t, len)) a->has_head_copy = 1;
+        else if (len) {
+            free(clean);
+            return hone_errorf(HONE_ERR_UNSUPPORTED, "modules_to_save '%.*s': hone trains full copies of the token "
+                               "embedding (%s) and lm_head only", (int)len, t, embedding_name(c));
+        }
+        if (len) sprintf(clean + strlen(clean), "%s%.*s", *clean ? "," : "", (int)len, t);
+        if (!end) break;
+        t = end + 1;
+    }
+    free((char *)a->cfg.modules_to_save);
+    a->cfg.modules_to_save = *clean ? clean : NULL;
+    if (!*clean) free(clean);
+    if (c->tie_word_embeddings && a->cfg.ensure_weight_tying && (a->has_embed_copy || a->has_head_copy))
+        a->has_embed_copy = a->has_head_copy = 1;
+    return HONE_OK;
+}
+
 static hone_status lora_layout(hone_adapter *a, const hone_model *m) {
     const hone_model_config *c = &m->cfg;
     hone_peft_config *pc = &a->cfg;
@@ -171,12 +213,16 @@ static hone_status lora_layout(hone_adapter *a, const hone_model *m) {
     free(list);
     size_t *sizes = NULL, *offsets = NULL;
     int *decay = NULL;
+    if (st == HONE_OK) st = resolve_modules_to_save(a, c);
+    /* one copy when tied (both flags set by ensure_weight_tying), else one per listed module */
+    const int shared = c->tie_word_embeddings && a->has_embed_copy && a->has_head_copy && a->cfg.ensure_weight_tying;
+    const size_t n_copies = shared ? 1 : (size_t)a->has_embed_copy + (size_t)a->has_head_copy;
     if (st == HONE_OK) {
         a->modules = calloc((size_t)n, sizeof *a->modules);
         a->lora_layer_start = calloc((size_t)L + 1, sizeof(int));
-        sizes = calloc(2 * (size_t)n, sizeof *sizes);
-        offsets = calloc(2 * (size_t)n, sizeof *offsets);
-        decay = calloc(2 * (size_t)n, sizeof *decay);
+        sizes = calloc(2 * (size_t)n + 2, sizeof *sizes);
+        offsets = calloc(2 * (size_t)n + 2, sizeof *offsets);
+        decay = calloc(2 * (size_t)n + 2, sizeof *decay);
         if (!a->modules || !a->lora_layer_start || !sizes || !offsets || !decay)
             st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
@@ -197,13 +243,19 @@ static hone_status lora_layout(hone_adapter *a, const hone_model *m) {
             a->lora_layer_start[l + 1] = k;
         }
         a->n_modules = n;
-        st = adapter_alloc_params(a, sizes, decay, 2 * (size_t)n, offsets);
+        for (size_t i = 2 * (size_t)n; i < 2 * (size_t)n + n_copies; i++) {
+            sizes[i] = (size_t)c->vocab_size * c->hidden_size;
+            decay[i] = 1; /* the Trainer decays embeddings and lm_head too */
+        }
+        st = adapter_alloc_params(a, sizes, decay, 2 * (size_t)n + n_copies, offsets);
     }
     if (st == HONE_OK) {
         for (int k = 0; k < n; k++) {
             a->modules[k].a = offsets[2 * k];
             a->modules[k].b = offsets[2 * k + 1];
         }
+        a->embed_copy = a->has_embed_copy ? offsets[2 * n] : 0;
+        a->head_copy = a->has_head_copy ? offsets[2 * n + (a->has_embed_copy && !shared)] : 0;
         a->scale = pc->use_rslora ? pc->alpha / sqrtf((float)pc->r) : pc->alpha / (float)pc->r;
         a->lora_max_in = max_in;
         a->lora_scratch = hone_alloc(sizeof(float) * LORA_ROWS * ((size_t)max_in + pc->r) + LORA_ROWS * (size_t)max_in);
@@ -219,7 +271,6 @@ static hone_status lora_layout(hone_adapter *a, const hone_model *m) {
 
 /* PEFT's reset_lora_parameters: A ~ kaiming_uniform_(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0. */
 static hone_status lora_init(hone_adapter *a, const hone_model *m, uint64_t seed) {
-    (void)m;
     if (!(a->cfg.alpha > 0))
         return hone_errorf(HONE_ERR_INVALID, "lora_alpha must be positive (got %g): the LoRA path is scaled by "
                            "alpha / r", (double)a->cfg.alpha);
@@ -231,6 +282,10 @@ static hone_status lora_init(hone_adapter *a, const hone_model *m, uint64_t seed
         for (size_t i = 0; i < (size_t)a->cfg.r * mod->in; i++) A[i] = bound * (2.0f * hone_rng_uniform(&rng) - 1.0f);
         memset(a->params + mod->b, 0, sizeof(float) * (size_t)mod->out * a->cfg.r);
     }
+    /* modules_to_save start as copies of the base's modules (PEFT's deepcopy) */
+    const size_t VC = (size_t)m->cfg.vocab_size * m->cfg.hidden_size;
+    if (a->has_embed_copy) memcpy(a->params + a->embed_copy, m->w.wte, sizeof(float) * VC);
+    if (a->has_head_copy && !shared_copy(a)) memcpy(a->params + a->head_copy, m->w.lm_head, sizeof(float) * VC);
     return HONE_OK;
 }
 
@@ -340,7 +395,43 @@ void lora_linear_backward(hone_model *m, int layer, int weight, const float *x, 
     }
 }
 
-void lora_merge(hone_model *m, const hone_adapter *a) {
+static const hone_adapter *attached_lora(const hone_model *m) {
+    return m->adapter && m->adapter->cfg.kind == HONE_PEFT_LORA ? m->adapter : NULL;
+}
+
+const float *adapter_embedding(const hone_model *m) {
+    const hone_adapter *a = attached_lora(m);
+    return a && a->has_embed_copy ? a->params + a->embed_copy : m->w.wte;
+}
+
+const float *adapter_lm_head(const hone_model *m) {
+    const hone_adapter *a = attached_lora(m);
+    return a && a->has_head_copy ? a->params + a->head_copy : m->w.lm_head;
+}
+
+float *adapter_embedding_grad(const hone_model *m) {
+    const hone_adapter *a = attached_lora(m);
+    return a && a->has_embed_copy && a->grads ? a->grads + a->embed_copy : NULL;
+}
+
+float *adapter_lm_head_grad(const hone_model *m) {
+    const hone_adapter *a = attached_lora(m);
+    return a && a->has_head_copy && a->grads ? a->grads + a->head_copy : NULL;
+}
+
+hone_status lora_merge(hone_model *m, const hone_adapter *a) {
+    if (m->params16)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "cannot merge into a base kept in bf16 (the merged weights would be "
+                           "rounded); merge into the model loaded in fp32, as hone merge-adapter does");
+    const size_t VC = (size_t)m->cfg.vocab_size * m->cfg.hidden_size;
+    /* a tied model has one tensor for both: only one shared copy can go into it */
+    if (m->cfg.tie_word_embeddings && (a->has_embed_copy || a->has_head_copy) && !shared_copy(a))
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "the adapter's modules_to_save (%s) hold an embedding and lm_head that "
+                           "differ, but this model ties them (tie_word_embeddings): the merged model cannot hold "
+                           "both; train with ensure_weight_tying (hone's default) to merge", a->cfg.modules_to_save);
+    if (a->has_embed_copy) memcpy(m->w.wte, a->params + a->embed_copy, sizeof(float) * VC);
+    if (a->has_head_copy && !m->cfg.tie_word_embeddings)
+        memcpy(m->w.lm_head, a->params + a->head_copy, sizeof(float) * VC);
     for (int k = 0; k < a->n_modules; k++) {
         const lora_module *mod = &a->modules[k];
         float *W = m->params + m->tensors[m->layer_tensor[mod->layer][mod->weight]].offset + (size_t)mod->row0 * mod->in;
@@ -348,6 +439,7 @@ void lora_merge(hone_model *m, const hone_adapter *a) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mod->out, mod->in, a->cfg.r, a->scale,
                     a->params + mod->b, a->cfg.r, a->params + mod->a, mod->in, 1.0f, W, mod->in);
     }
+    return HONE_OK;
 }
 
 static hone_status lora_prepare(hone_adapter *a, const hone_model *m, int B, int T, int training) {
@@ -374,8 +466,23 @@ static void lora_free(hone_adapter *a) {
 
 /* ---- files --------------------------------------------------------------------------------------------------- */
 
+/* The file keys of the modules_to_save copies (PEFT strips "modules_to_save.default"):
+ * base_model.model.model.embed_tokens.weight and base_model.model.lm_head.weight. A shared copy is written under
+ * both, as PEFT does (it clones aliased tensors for safetensors), and read from the embedding's. */
+static int copy_keys(const hone_adapter *a, char keys[2][160]) {
+    int n = 0;
+    if (a->has_embed_copy) adapter_key(keys[n++], sizeof keys[0], embedding_name(&a->model_cfg), ".weight");
+    if (a->has_head_copy) adapter_key(keys[n++], sizeof keys[0], "lm_head", ".weight");
+    return n;
+}
+
 static hone_status lora_tensors_read(hone_adapter *a, const hone_st_file *f) {
-    char key[160];
+    char key[160], copies[2][160];
+    const int n_copies = copy_keys(a, copies);
+    const int64_t shape_vc[2] = {a->model_cfg.vocab_size, a->model_cfg.hidden_size};
+    if (a->has_embed_copy) HONE_TRY(adapter_read_tensor(f, copies[0], 2, shape_vc, a->params + a->embed_copy));
+    if (a->has_head_copy && !shared_copy(a))
+        HONE_TRY(adapter_read_tensor(f, copies[n_copies - 1], 2, shape_vc, a->params + a->head_copy));
     for (int k = 0; k < a->n_modules; k++) {
         const lora_module *mod = &a->modules[k];
         const int64_t shape_a[2] = {a->cfg.r, mod->in}, shape_b[2] = {mod->out, a->cfg.r};
@@ -395,16 +502,24 @@ static hone_status lora_tensors_read(hone_adapter *a, const hone_st_file *f) {
                              dflt ? ".default" : "");
                     used = !strcmp(key, name);
                 }
+        for (int k = 0; k < n_copies && !used; k++) {
+            const char *dot = strrchr(copies[k], '.');
+            snprintf(key, sizeof key, "%.*s.default.weight", (int)(dot - copies[k]), copies[k]);
+            used = !strcmp(copies[k], name) || !strcmp(key, name);
+        }
         if (!used)
             return hone_errorf(HONE_ERR_UNSUPPORTED, "%s: tensor '%s' is not a lora_A/lora_B weight of the target "
-                               "modules in adapter_config.json (%s); extra modules, biases, DoRA magnitudes and "
-                               "modules_to_save are not supported", f->file.path, name, a->cfg.target_modules);
+                               "modules in adapter_config.json (%s) nor a copy of its modules_to_save (%s); extra "
+                               "modules, biases and DoRA magnitudes are not supported", f->file.path, name,
+                               a->cfg.target_modules, a->cfg.modules_to_save ? a->cfg.modules_to_save : "none");
     }
     return HONE_OK;
 }
 
 static hone_status lora_tensors_write(const hone_adapter *a, const char *path) {
-    hone_st_entry *e = calloc(2 * (size_t)a->n_modules, sizeof *e);
+    char copies[2][160];
+    const int n_copies = copy_keys(a, copies);
+    hone_st_entry *e = calloc(2 * (size_t)a->n_modules + 2, sizeof *e);
     char (*names)[160] = calloc(2 * (size_t)a->n_modules, sizeof *names);
     if (!e || !names) {
         free(e);
@@ -424,7 +539,16 @@ static hone_status lora_tensors_write(const hone_adapter *a, const char *path) {
             x->data = a->params + (ab ? mod->b : mod->a);
         }
     }
-    hone_status st = hone_st_write(path, e, 2 * (size_t)a->n_modules);
+    for (int k = 0; k < n_copies; k++) {
+        hone_st_entry *x = &e[2 * a->n_modules + k];
+        x->name = copies[k];
+        x->dtype = HONE_DTYPE_F32;
+        x->ndim = 2;
+        x->shape[0] = a->model_cfg.vocab_size;
+        x->shape[1] = a->model_cfg.hidden_size;
+        x->data = a->params + (k == n_copies - 1 && a->has_head_copy ? a->head_copy : a->embed_copy);
+    }
+    hone_status st = hone_st_write(path, e, 2 * (size_t)a->n_modules + (size_t)n_copies);
     free(e);
     free(names);
     return st;
@@ -438,6 +562,39 @@ static hone_status read_number(json_t *root, const char *key, const char *path, 
     return HONE_OK;
 }
 
+/* A JSON list of module names (key, for messages) into *out, comma-joined as the config holds lists. */
+static hone_status read_name_list(json_t *v, const char *path, const char *key, const char **out) {
+    if (!json_is_array(v) || !json_array_size(v))
+        return hone_errorf(HONE_ERR_FORMAT, "%s: %s must be a non-empty list of module names", path, key);
+    size_t len = 1, i;
+    json_t *t;
+    json_array_foreach(v, i, t) {
+        if (!json_is_string(t) || !json_string_length(t) || strchr(json_string_value(t), ','))
+            return hone_errorf(HONE_ERR_FORMAT, "%s: %s[%zu] is not a module name", path, key, i);
+        len += json_string_length(t) + 1;
+    }
+    char *list = calloc(len, 1);
+    if (!list) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    json_array_foreach(v, i, t) {
+        if (i) strcat(list, ",");
+        strcat(list, json_string_value(t));
+    }
+    *out = list;
+    return HONE_OK;
+}
+
+/* The JSON list of a comma-joined list of names. */
+static json_t *name_list_json(const char *list) {
+    json_t *arr = json_array();
+    for (const char *t = list; arr && *t;) {
+        const char *end = strchr(t, ',');
+        size_t len = end ? (size_t)(end - t) : strlen(t);
+        json_array_append_new(arr, json_stringn(t, len));
+        t = end ? end + 1 : t + len;
+    }
+    return arr;
+}
+
 /* target_modules: a list of names, "all-linear", or null (the model type's default). */
 static hone_status read_targets(hone_adapter *a, json_t *v, const char *path) {
     if (!v || json_is_null(v)) return HONE_OK;
@@ -448,23 +605,7 @@ static hone_status read_targets(hone_adapter *a, json_t *v, const char *path) {
         a->cfg.target_modules = strdup("all-linear");
         return a->cfg.target_modules ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
-    if (!json_is_array(v) || !json_array_size(v))
-        return hone_errorf(HONE_ERR_FORMAT, "%s: target_modules must be a non-empty list of module names", path);
-    size_t len = 1, i;
-    json_t *t;
-    json_array_foreach(v, i, t) {
-        if (!json_is_string(t) || !json_string_length(t) || strchr(json_string_value(t), ','))
-            return hone_errorf(HONE_ERR_FORMAT, "%s: target_modules[%zu] is not a module name", path, i);
-        len += json_string_length(t) + 1;
-    }
-    char *list = calloc(len, 1);
-    if (!list) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    json_array_foreach(v, i, t) {
-        if (i) strcat(list, ",");
-        strcat(list, json_string_value(t));
-    }
-    a->cfg.target_modules = list;
-    return HONE_OK;
+    return read_name_list(v, path, "target_modules", &a->cfg.target_modules);
 }
 
 static hone_status lora_config_read(hone_adapter *a, json_t *root, const char *path) {
@@ -477,11 +618,15 @@ static hone_status lora_config_read(hone_adapter *a, json_t *root, const char *p
     a->cfg.alpha = (float)alpha;
     a->cfg.dropout = (float)dropout;
     HONE_TRY(read_targets(a, json_object_get(root, "target_modules"), path));
+    json_t *saved = json_object_get(root, "modules_to_save");
+    if (saved && !json_is_null(saved)) HONE_TRY(read_name_list(saved, path, "modules_to_save", &a->cfg.modules_to_save));
+    /* absent in PEFT before 0.18, whose tied models then got separate copies */
+    a->cfg.ensure_weight_tying = json_is_true(json_object_get(root, "ensure_weight_tying"));
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
         if (!strcmp(key, "r") || !strcmp(key, "lora_alpha") || !strcmp(key, "lora_dropout") ||
-            !strcmp(key, "target_modules"))
+            !strcmp(key, "target_modules") || !strcmp(key, "modules_to_save") || !strcmp(key, "ensure_weight_tying"))
             continue;
         if (!strcmp(key, "bias")) {
             if (!json_is_string(v) || strcmp(json_string_value(v), "none"))
@@ -501,7 +646,7 @@ static hone_status lora_config_read(hone_adapter *a, json_t *root, const char *p
             /* layout hints hone derives from the model, or settings of options that are off (layers_to_transform,
              * megatron_config, init_lora_weights "loftq", use_qalora are checked on their own) */
         } else {
-            /* modules_to_save, layers_to_transform, rank/alpha_pattern, use_dora, layer_replication, ... */
+            /* layers_to_transform, rank/alpha_pattern, use_dora, layer_replication, ... */
             HONE_TRY(adapter_check_other_key(key, v, path));
         }
     }
@@ -509,13 +654,12 @@ static hone_status lora_config_read(hone_adapter *a, json_t *root, const char *p
 }
 
 static hone_status lora_config_write(const hone_adapter *a, const hone_model_config *mc, json_t *root) {
-    json_t *targets = json_array();
-    if (!targets) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    for (const char *t = a->cfg.target_modules; *t;) {
-        const char *end = strchr(t, ',');
-        size_t len = end ? (size_t)(end - t) : strlen(t);
-        json_array_append_new(targets, json_stringn(t, len));
-        t = end ? end + 1 : t + len;
+    json_t *targets = name_list_json(a->cfg.target_modules);
+    json_t *saved = a->cfg.modules_to_save ? name_list_json(a->cfg.modules_to_save) : json_null();
+    if (!targets || !saved) {
+        json_decref(targets);
+        json_decref(saved);
+        return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
     /* the keys PEFT 0.13 writes for LoRA */
     json_object_set_new(root, "r", json_integer(a->cfg.r));
@@ -527,7 +671,10 @@ static hone_status lora_config_write(const hone_adapter *a, const hone_model_con
     json_object_set_new(root, "bias", json_string("none"));
     json_object_set_new(root, "fan_in_fan_out", json_boolean(mc->arch == HONE_ARCH_GPT2)); /* Conv1D [in, out] */
     json_object_set_new(root, "use_rslora", json_boolean(a->cfg.use_rslora));
-    json_object_set_new(root, "modules_to_save", json_null());
+    json_object_set_new(root, "modules_to_save", saved);
+    /* PEFT >= 0.18's key; written only where it matters, so files without copies stay PEFT 0.13's */
+    if (a->cfg.modules_to_save)
+        json_object_set_new(root, "ensure_weight_tying", json_boolean(a->cfg.ensure_weight_tying));
     json_object_set_new(root, "init_lora_weights", json_true());
     json_object_set_new(root, "layers_to_transform", json_null());
     json_object_set_new(root, "layers_pattern", json_null());

@@ -13,6 +13,7 @@ void hone_peft_config_defaults(hone_peft_config *c, hone_peft_kind kind) {
     c->alpha = 8;
     c->num_virtual_tokens = 20;
     c->init = HONE_PROMPT_INIT_RANDOM;
+    c->ensure_weight_tying = 1; /* a tied model keeps one embedding/lm_head copy, so the adapter merges */
 }
 
 hone_status hone_peft_kind_parse(const char *name, hone_peft_kind *out) {
@@ -55,10 +56,14 @@ static hone_status adapter_new(hone_adapter **out, const hone_model *m, const ho
     *out = NULL;
     const adapter_kind_ops *ops;
     HONE_TRY(kind_ops(c->kind, &ops));
+    if (c->kind != HONE_PEFT_LORA && c->modules_to_save && *c->modules_to_save)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "modules_to_save (%s) is implemented for LoRA adapters only",
+                           c->modules_to_save);
     hone_adapter *a = calloc(1, sizeof *a);
     if (!a) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     a->cfg = *c;
     a->cfg.target_modules = dup_or_null(c->target_modules);
+    a->cfg.modules_to_save = dup_or_null(c->modules_to_save);
     a->cfg.init_ids = NULL;
     if (c->n_init_ids > 0) {
         int32_t *ids = malloc(sizeof(int32_t) * (size_t)c->n_init_ids);
@@ -68,7 +73,8 @@ static hone_status adapter_new(hone_adapter **out, const hone_model *m, const ho
     a->base_model = dup_or_null(hone_model_source_dir(m));
     a->model_cfg = m->cfg;
     a->ops = ops;
-    if ((c->target_modules && !a->cfg.target_modules) || (c->n_init_ids > 0 && !a->cfg.init_ids) ||
+    if ((c->target_modules && !a->cfg.target_modules) || (c->modules_to_save && !a->cfg.modules_to_save) ||
+        (c->n_init_ids > 0 && !a->cfg.init_ids) ||
         (hone_model_source_dir(m) && !a->base_model)) {
         hone_adapter_free(a);
         return hone_errorf(HONE_ERR_NOMEM, "out of memory");
@@ -81,6 +87,7 @@ void hone_adapter_free(hone_adapter *a) {
     if (!a) return;
     if (a->ops) a->ops->free(a);
     free((char *)a->cfg.target_modules);
+    free((char *)a->cfg.modules_to_save);
     free((int32_t *)a->cfg.init_ids);
     free(a->base_model);
     hone_free(a->params);
@@ -165,6 +172,10 @@ json_t *adapter_json_number(float v) {
 /* ---- create, load, save ------------------------------------------------------------------------------------ */
 
 hone_status hone_adapter_create(hone_adapter **out, const hone_model *m, const hone_peft_config *c, uint64_t seed) {
+    /* initialisation may copy fp32 base weights (modules_to_save, prompt_tuning_init) that a bf16 base no longer has */
+    if (m->params16)
+        return hone_errorf(HONE_ERR_INVALID, "create the adapter before keeping the model's base in bf16 "
+                           "(hone_model_set_base_dtype)");
     hone_adapter *a;
     HONE_TRY(adapter_new(&a, m, c));
     hone_status st = a->ops->layout(a, m);
@@ -332,8 +343,7 @@ hone_status hone_adapter_merge(hone_model *m, const hone_adapter *a) {
                            "PEFT either)", peft_type_name(a->cfg.kind));
     if (!same_shape(&a->model_cfg, &m->cfg))
         return hone_errorf(HONE_ERR_INVALID, "the adapter was made for a model of another shape");
-    lora_merge(m, a);
-    return HONE_OK;
+    return lora_merge(m, a);
 }
 
 hone_status adapter_prepare(hone_model *m, int B, int T, int training) {

@@ -51,6 +51,10 @@ struct hone_adapter {
                                     of the dropout mask (bytes) [LORA_ROWS, max_in] */
     size_t lora_act_rows;        /* N the activations were planned for */
     uint64_t lora_forward_key;   /* dropout key of the last training forward (0: none), for its backward */
+    /* modules_to_save: trainable copies [V, C] of the token embedding and of lm_head, after the LoRA tensors in
+     * params; has_* say which exist; a tied model with ensure_weight_tying has ONE copy (both offsets equal) */
+    int has_embed_copy, has_head_copy;
+    size_t embed_copy, head_copy;
 
     /* ---- prompt and prefix tuning (prompt.c) ---- */
     int token_dim;               /* PEFT's token_dim: C (prompt tuning) or kv_dim = NKV·HD (prefix tuning) */
@@ -114,8 +118,15 @@ json_t *adapter_json_number(float v);
 void lora_linear_forward(hone_model *m, int layer, int weight, const float *x, float *y, int N, int save);
 /* dx [N, in] += the LoRA path's input gradient for dy [N, out]; dA, dB accumulate into the adapter's gradients. */
 void lora_linear_backward(hone_model *m, int layer, int weight, const float *x, const float *dy, float *dx, int N);
-/* W += scale · B A for every module (the public hone_adapter_merge). */
-void lora_merge(hone_model *m, const hone_adapter *a);
+/* W += scale · B A for every module, and the modules_to_save copies replace the base's (the public
+ * hone_adapter_merge); an error when the copies cannot be written into a tied model. */
+hone_status lora_merge(hone_model *m, const hone_adapter *a);
+/* The token embedding and lm_head [V, C] m computes with: an attached LoRA adapter's modules_to_save copy, else the
+ * base's; and the gradient buffers of those copies (NULL: the weight is frozen or not prepared for training). */
+const float *adapter_embedding(const hone_model *m);
+const float *adapter_lm_head(const hone_model *m);
+float *adapter_embedding_grad(const hone_model *m);
+float *adapter_lm_head_grad(const hone_model *m);
 /* Prompt and prefix tuning (prompt.c). The prefix length n of an attached prefix-tuning adapter, else 0: attention
  * rows then hold n + T scores. */
 int prefix_tokens(const hone_model *m);

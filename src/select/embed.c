@@ -1,5 +1,6 @@
 /* Packed forward passes without a loss: running rows in micro-batches, and sequence embeddings (the mean of the
- * last-layer hidden states over a sequence's tokens). */
+ * last-layer hidden states over a sequence's tokens) with, on request, each sequence's perplexity. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,9 @@ typedef struct {
     const size_t *lens; /* tokens of each sequence as packed */
     size_t n;
     size_t dim;
-    double *sums; /* [n, dim] */
+    double *sums;     /* [n, dim] */
+    double *nll_sums; /* [n], or NULL: no perplexity */
+    double *nll;      /* [micro_batch_size, sequence_len] */
 } embed_ctx;
 
 static hone_status add_hidden(hone_model *m, const hone_packed *rows, size_t r0, int b, int T, const int32_t *targets,
@@ -54,11 +57,17 @@ static hone_status add_hidden(hone_model *m, const hone_packed *rows, size_t r0,
             for (size_t d = 0; d < e->dim; d++) sum[d] += row[d];
         }
     }
+    if (!e->nll_sums) return HONE_OK;
+    hone_loss loss;
+    HONE_TRY(hone_head_token_nll(m, targets, e->nll, &loss));
+    for (size_t i = 0; i < e->n; i++)
+        if (select_in_batch(rows, i, r0, b, &k, &col))
+            for (size_t t = 0; t < e->lens[i]; t++) e->nll_sums[i] += e->nll[k * (size_t)T + col + t];
     return HONE_OK;
 }
 
-hone_status hone_embed_sequences(hone_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
-                                 int sequence_len, int micro_batch_size, float *out) {
+hone_status select_embed_ppl(hone_model *m, const int32_t *const *ids, const size_t *lens, size_t n, int sequence_len,
+                             int micro_batch_size, float *out, double *ppl) {
     if (sequence_len < 2 || micro_batch_size < 1)
         return hone_errorf(HONE_ERR_INVALID, "sequence_len must be at least 2 and micro_batch_size at least 1");
     const size_t dim = (size_t)hone_model_get_config(m)->hidden_size;
@@ -78,13 +87,29 @@ hone_status hone_embed_sequences(hone_model *m, const int32_t *const *ids, const
     const hone_pack_options po = {.sequence_len = sequence_len, .sample_packing = 1, .truncation = HONE_TRUNCATE_CUT};
     if (st == HONE_OK) st = hone_pack(seqs, n, &po, &rows);
     embed_ctx ctx = {.lens = kept_lens, .n = n, .dim = dim, .sums = sums};
+    if (st == HONE_OK && ppl) {
+        ctx.nll_sums = calloc(n + 1, sizeof *ctx.nll_sums);
+        ctx.nll = malloc(sizeof(double) * (size_t)micro_batch_size * (size_t)sequence_len);
+        if (!ctx.nll_sums || !ctx.nll) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    }
     if (st == HONE_OK) st = select_run_packed(m, &rows, micro_batch_size, add_hidden, &ctx);
-    for (size_t i = 0; i < n && st == HONE_OK; i++)
+    for (size_t i = 0; i < n && st == HONE_OK; i++) {
         if (rows.sample_at[i] >= 0)
             for (size_t d = 0; d < dim; d++) out[i * dim + d] = (float)(sums[i * dim + d] / (double)kept_lens[i]);
+        /* the targets of a sequence are its tokens 1 .. len - 1 (the last position predicts nothing) */
+        if (ppl) ppl[i] = rows.sample_at[i] >= 0 && kept_lens[i] > 1 ? exp(ctx.nll_sums[i] / (double)(kept_lens[i] - 1))
+                                                                      : NAN;
+    }
+    free(ctx.nll_sums);
+    free(ctx.nll);
     hone_packed_free(&rows);
     free(seqs);
     free(kept_lens);
     free(sums);
     return st;
+}
+
+hone_status hone_embed_sequences(hone_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
+                                 int sequence_len, int micro_batch_size, float *out) {
+    return select_embed_ppl(m, ids, lens, n, sequence_len, micro_batch_size, out, NULL);
 }

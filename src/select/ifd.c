@@ -11,8 +11,6 @@
 #include "hone/select.h"
 #include "select/select_internal.h"
 
-#define IGNORE_INDEX (-100)
-
 static const char ALPACA_WITH_INPUT[] =
     "Below is an instruction that describes a task, paired with an input that provides further context. Write a "
     "response that appropriately completes the request.\n\n### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:";
@@ -47,13 +45,6 @@ static char *format(const char *fmt, const char *a, const char *b) {
     char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (s) snprintf(s, (size_t)n + 1, fmt, a, b);
     return s;
-}
-
-/* The last message of a role, or NULL. */
-static const hone_message *last_of(const hone_conversation *c, const char *role) {
-    for (size_t i = c->n_messages; i > 0; i--)
-        if (!strcmp(c->messages[i - 1].role, role)) return &c->messages[i - 1];
-    return NULL;
 }
 
 /* The instruction X as one text: instruction and input joined by "\n" (the input left out when empty). */
@@ -112,8 +103,8 @@ hone_status hone_ifd_tokenize(const hone_example *ex, const hone_ifd_options *o,
                            hone_example_kind_name(ex->kind));
     if (o->style == HONE_PROMPT_CHAT && !o->chat_template)
         return hone_errorf(HONE_ERR_INVALID, "the chat prompt template needs a chat template");
-    const hone_message *user = last_of(&ex->conversation, "user");
-    const hone_message *answer = last_of(&ex->conversation, "assistant");
+    const hone_message *user = hone_conversation_last(&ex->conversation, "user");
+    const hone_message *answer = hone_conversation_last(&ex->conversation, "assistant");
     if (!user || !answer)
         return hone_errorf(HONE_ERR_FORMAT, "example at line %zu has no user turn followed by an assistant answer",
                            ex->line);

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hone/select.h"
+#include "select/select_internal.h"
 
 #define DEFAULT_CHUNK 512
 
@@ -24,8 +24,7 @@ static hone_status hash_file(const char *path, char hex[33]) {
     return HONE_OK;
 }
 
-/* A JSON object naming the data, model, tokenizer and options as hashes: equal objects, equal scores. */
-static hone_status fingerprint(hone_model *m, const hone_score_file_options *o, json_t **out) {
+hone_status select_fingerprint(hone_model *m, const hone_score_file_options *o, json_t **out) {
     char data_hex[33], tok_hex[33], model_hex[33];
     HONE_TRY(hash_file(o->data_path, data_hex));
     HONE_TRY(hash_file(hone_tokenizer_path(o->ifd.tokenizer), tok_hex));
@@ -127,8 +126,7 @@ static const char *not_scored_name(hone_ifd_status s) {
     return s == HONE_IFD_EMPTY_ANSWER ? "empty_answer" : "prompt_longer_than_sequence_len";
 }
 
-/* The example's row: alpaca-like single-turn rows keep their fields, the rest are canonical rows. */
-static json_t *example_row(const hone_example *ex) {
+json_t *select_example_row(const hone_example *ex) {
     const hone_conversation *c = &ex->conversation;
     const int has_system = c->n_messages == 3 && !strcmp(c->messages[0].role, "system");
     if (ex->instruction && c->n_messages == 2u + has_system) {
@@ -145,7 +143,7 @@ static json_t *example_row(const hone_example *ex) {
 
 static hone_status write_row(run_state *rs, const hone_example *ex, size_t index, const hone_ifd_score *f,
                              const hone_ifd_score *r) {
-    json_t *row = json_object(), *body = example_row(ex);
+    json_t *row = json_object(), *body = select_example_row(ex);
     int bad = !row || !body || json_object_set_new(row, "index", json_integer((json_int_t)index)) ||
               json_object_update(row, body) || json_object_set_new(row, "ifd", number(f->ifd)) ||
               json_object_set_new(row, "ifd_loss", number(f->ifd_loss)) ||
@@ -283,7 +281,7 @@ hone_status hone_score_file(hone_model *m, const hone_score_file_options *o, hon
                             void *user, hone_score_file_summary *out) {
     memset(out, 0, sizeof *out);
     json_t *want = NULL;
-    HONE_TRY(fingerprint(m, o, &want));
+    HONE_TRY(select_fingerprint(m, o, &want));
     size_t n = strlen(o->output_path) + 16;
     char *manifest = malloc(n);
     if (!manifest) {
@@ -326,7 +324,9 @@ typedef struct {
     hone_model *m;
     const hone_score_file_options *o;
     chunk_buf chunk;
-    float *out; /* [n, dim] */
+    float *out;  /* [n, dim] */
+    double *ppl; /* [n], or NULL when not asked for */
+    int want_ppl;
     size_t n, cap, dim;
 } embed_state;
 
@@ -337,8 +337,11 @@ static hone_status embed_chunk(embed_state *es) {
         size_t cap = es->cap ? 2 * es->cap : 1024;
         while (cap < es->n + n) cap *= 2;
         float *grown = realloc(es->out, cap * es->dim * sizeof(float));
-        if (!grown) return hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu embeddings", cap);
-        es->out = grown;
+        if (grown) es->out = grown;
+        double *ppl = grown && es->want_ppl ? realloc(es->ppl, cap * sizeof *ppl) : NULL;
+        if (ppl) es->ppl = ppl;
+        if (!grown || (es->want_ppl && !ppl))
+            return hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu embeddings", cap);
         es->cap = cap;
     }
     hone_ifd_tokens *toks = calloc(n, sizeof *toks);
@@ -351,8 +354,8 @@ static hone_status embed_chunk(embed_state *es) {
         lens[i] = toks[i].n_prompt;
     }
     if (st == HONE_OK)
-        st = hone_embed_sequences(es->m, ids, lens, n, es->o->sequence_len, es->o->micro_batch_size,
-                                  es->out + es->n * es->dim);
+        st = select_embed_ppl(es->m, ids, lens, n, es->o->sequence_len, es->o->micro_batch_size,
+                              es->out + es->n * es->dim, es->want_ppl ? es->ppl + es->n : NULL);
     for (size_t i = 0; toks && i < n; i++) hone_ifd_tokens_free(&toks[i]);
     for (size_t i = 0; i < n; i++) hone_example_free(&es->chunk.examples[i]);
     es->chunk.n = 0;
@@ -369,19 +372,31 @@ static hone_status take_for_embedding(hone_example *ex, void *ctx) {
     return es->chunk.n >= chunk_size(es->o) ? embed_chunk(es) : HONE_OK;
 }
 
-hone_status hone_embed_file_prompts(hone_model *m, const hone_score_file_options *o, float **out, size_t *n) {
+static hone_status embed_file(hone_model *m, const hone_score_file_options *o, float **out, double **ppl, size_t *n) {
     *out = NULL;
     *n = 0;
-    embed_state es = {.m = m, .o = o, .dim = (size_t)hone_model_get_config(m)->hidden_size};
+    embed_state es = {.m = m, .o = o, .dim = (size_t)hone_model_get_config(m)->hidden_size, .want_ppl = ppl != NULL};
     hone_status st = hone_dataset_read(o->data_path, o->dataset, take_for_embedding, &es, NULL);
     if (st == HONE_OK) st = embed_chunk(&es);
     for (size_t i = 0; i < es.chunk.n; i++) hone_example_free(&es.chunk.examples[i]);
     free(es.chunk.examples);
     if (st != HONE_OK) {
         free(es.out);
+        free(es.ppl);
         return st;
     }
     *out = es.out;
+    if (ppl) *ppl = es.ppl;
     *n = es.n;
     return HONE_OK;
+}
+
+hone_status hone_embed_file_prompts(hone_model *m, const hone_score_file_options *o, float **out, size_t *n) {
+    return embed_file(m, o, out, NULL, n);
+}
+
+hone_status hone_embed_file_prompts_ppl(hone_model *m, const hone_score_file_options *o, float **embeddings,
+                                        double **ppl, size_t *n) {
+    *ppl = NULL;
+    return embed_file(m, o, embeddings, ppl, n);
 }

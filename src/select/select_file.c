@@ -105,8 +105,10 @@ hone_status hone_select_file(const char *scores_path, const hone_select_options 
         json_t *line = json_pack("{s:I, s:b, s:s, s:I, s:o, s:o}", "index", (json_int_t)i, "selected",
                                  d[i].reason == HONE_SELECT_KEPT, "reason", hone_select_reason_name(d[i].reason),
                                  "rank", (json_int_t)d[i].rank, "ifd", number(r.ifd[i]), "rifd", number(r.rifd[i]));
-        if (line && d[i].reason == HONE_SELECT_TOO_SIMILAR)
+        if (line && (d[i].reason == HONE_SELECT_TOO_SIMILAR || d[i].reason == HONE_SELECT_DUPLICATE))
             json_object_set_new(line, "similarity", json_real(d[i].similarity));
+        if (line && d[i].reason == HONE_SELECT_DUPLICATE)
+            json_object_set_new(line, "duplicate_of", json_integer((json_int_t)d[i].duplicate_of));
         st = line ? write_line(&decisions_file, line) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
         json_decref(line);
     }

@@ -5,6 +5,16 @@
 #include "hone/pack.h"
 #include "hone/select.h"
 
+#include <jansson.h>
+
+#define IGNORE_INDEX (-100)
+
+/* A JSON object naming the data, model, tokenizer and scoring options as hashes: equal objects, equal scores. */
+hone_status select_fingerprint(hone_model *m, const hone_score_file_options *o, json_t **out);
+/* The example's row: alpaca-like single-turn rows keep their fields ({"instruction", "input", "output"[, "system"]}),
+ * the rest are canonical {"messages"} rows. NULL when out of memory. */
+json_t *select_example_row(const hone_example *ex);
+
 /* Called for each micro-batch after its forward pass: rows r0 .. r0 + b - 1 of `rows`, run cut to their longest
  * used length T; targets [b, T] are the rows' labels. */
 typedef hone_status (*select_batch_fn)(hone_model *m, const hone_packed *rows, size_t r0, int b, int T,
@@ -23,5 +33,24 @@ static inline int select_in_batch(const hone_packed *rows, size_t i, size_t r0, 
 /* Runs the packed rows through the model's trunk (no gradients) micro_batch_size rows at a time. */
 hone_status select_run_packed(hone_model *m, const hone_packed *rows, int micro_batch_size, select_batch_fn fn,
                               void *ctx);
+
+/* hone_embed_sequences, and with ppl (may be NULL) each sequence's perplexity as a whole text: exp of the mean NLL
+ * of its tokens 1 .. len - 1 (NaN for one token). */
+hone_status select_embed_ppl(hone_model *m, const int32_t *const *ids, const size_t *lens, size_t n, int sequence_len,
+                             int micro_batch_size, float *out, double *ppl);
+
+/* An example and its ifd, for sorting: select_by_ifd_desc orders by descending ifd, ties in file order, so the order
+ * is total and the result deterministic (a qsort comparator). */
+typedef struct {
+    size_t index;
+    double ifd;
+} select_ranked;
+int select_by_ifd_desc(const void *a, const void *b);
+
+/* Duplicates among the examples order[0..m) (indices, best-ranked first; see hone_select_options.dedup): twin[r]
+ * = the index of the earlier-ranked copy example order[r] duplicates, SIZE_MAX when it is none; similarity[r] = 1
+ * (exact) or the MinHash estimate (near). */
+hone_status select_mark_duplicates(const size_t *order, size_t m, const hone_select_options *o, size_t *twin,
+                                   double *similarity);
 
 #endif

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "hone/tensor.h"
+
 void op_embedding_forward(float *out, const int32_t *ids, const float *wte, const float *wpe, const int32_t *pos,
                           int N, int T, int C) {
 #pragma omp parallel for schedule(static)
@@ -13,6 +15,19 @@ void op_embedding_forward(float *out, const int32_t *ids, const float *wte, cons
             for (int i = 0; i < C; i++) o[i] = e[i] + p[i];
         } else {
             memcpy(o, e, sizeof(float) * C);
+        }
+    }
+}
+
+void op_embedding_forward_bf16(float *out, const int32_t *ids, const uint16_t *wte, const float *wpe,
+                               const int32_t *pos, int N, int T, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * C;
+        hone_convert_to_f32(o, wte + (size_t)ids[n] * C, HONE_DTYPE_BF16, (size_t)C);
+        if (wpe) {
+            const float *p = wpe + (size_t)(pos ? pos[n] : n % T) * C;
+            for (int i = 0; i < C; i++) o[i] += p[i];
         }
     }
 }

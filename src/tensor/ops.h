@@ -10,6 +10,9 @@
 /* out[N,C] = wte[ids[n]] (+ wpe[pos[n]] when wpe != NULL; pos NULL = n % T) */
 void op_embedding_forward(float *out, const int32_t *ids, const float *wte, const float *wpe, const int32_t *pos,
                           int N, int T, int C);
+/* The same with a bf16 wte (each row is widened to f32). */
+void op_embedding_forward_bf16(float *out, const int32_t *ids, const uint16_t *wte, const float *wpe,
+                               const int32_t *pos, int N, int T, int C);
 /* dwte[ids[n]] += dout[n]; dwpe[pos[n]] += dout[n] (pos NULL: n % T) */
 void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids, const int32_t *pos, int N,
                            int T, int C);
@@ -34,6 +37,16 @@ void op_linear_forward(float *out, const float *x, const float *w, const float *
  * dw NULL for frozen weights) */
 void op_linear_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
                         int N, int IC, int OC, int accumulate);
+
+/* The same with a frozen bf16 weight w[OC,IC] (a bf16 base under an adapter). No fp32 copy of w ever exists: each
+ * thread widens up to OP_BF16_TILE rows of w at a time into its slot of scratch [slots, OP_BF16_TILE, IC] and
+ * multiplies it with sgemm; at most `slots` threads run. Frozen: there is no dw, so the backward computes dx only
+ * (+= when accumulate). */
+#define OP_BF16_TILE 256
+void op_linear_forward_bf16(float *out, const float *x, const uint16_t *w, const float *b, int N, int IC, int OC,
+                            float *scratch, int slots);
+void op_linear_backward_dx_bf16(float *dx, const float *dout, const uint16_t *w, int N, int IC, int OC, int accumulate,
+                                float *scratch, int slots);
 
 /* Rotary embedding (Hugging Face rotate_half convention) applied in place to the first n_heads heads of
  * each row of x[N, stride] (head h at x + h*HD). cos/sin tables are [max_pos, HD/2]; pos[n] the position

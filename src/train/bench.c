@@ -41,6 +41,11 @@ static double step_flops_per_token(const hone_model_config *c, int T, size_t n_l
 
 hone_status hone_bench_train(const hone_model_config *c, const hone_peft_config *adapter, int B, int T, int steps,
                              int warmup, hone_bench_result *out) {
+    return hone_bench_train_base(c, adapter, HONE_DTYPE_F32, B, T, steps, warmup, out);
+}
+
+hone_status hone_bench_train_base(const hone_model_config *c, const hone_peft_config *adapter, hone_dtype base_dtype,
+                                  int B, int T, int steps, int warmup, hone_bench_result *out) {
     memset(out, 0, sizeof *out);
     if (B < 1 || T < 2 || steps < 1 || warmup < 0)
         return hone_errorf(HONE_ERR_INVALID, "bench needs micro_batch_size >= 1, sequence_len >= 2, steps >= 1");
@@ -52,6 +57,7 @@ hone_status hone_bench_train(const hone_model_config *c, const hone_peft_config 
     hone_adapter *a = NULL;
     hone_status st = adapter ? hone_adapter_create(&a, m, adapter, 1337) : HONE_OK;
     if (st == HONE_OK && a) st = hone_model_attach(m, a);
+    if (st == HONE_OK) st = hone_model_set_base_dtype(m, base_dtype);
     if (st == HONE_OK) st = hone_model_prepare(m, B, T, 1); /* after attaching: no base gradients for LoRA */
     float *params, *grads;
     size_t n_segs, n_buf;

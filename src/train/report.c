@@ -119,6 +119,64 @@ hone_status hone_svg_line_chart(FILE *out, const hone_chart *c) {
     return ferror(out) ? hone_errorf(HONE_ERR_IO, "cannot write the chart") : HONE_OK;
 }
 
+/* Bars of equal width over the finite values' range (ticks as the line chart's), the count on the y axis. Declared
+ * in hone/select.h, whose report draws it. */
+hone_status hone_svg_histogram(FILE *out, const hone_histogram *h) {
+    const int W = h->width > 0 ? h->width : 640, H = h->height > 0 ? h->height : 260;
+    const int bins = h->bins > 0 ? h->bins : 30;
+    span xs = {INFINITY, -INFINITY};
+    for (size_t i = 0; i < h->n; i++)
+        if (isfinite(h->values[i])) {
+            xs.lo = h->values[i] < xs.lo ? h->values[i] : xs.lo;
+            xs.hi = h->values[i] > xs.hi ? h->values[i] : xs.hi;
+        }
+    size_t *counts = calloc((size_t)bins, sizeof *counts), top = 1;
+    if (!counts) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    const span raw = xs;
+    double xstep = 1;
+    if (xs.lo <= xs.hi) {
+        xs = tick_span(raw, &xstep); /* what the line chart makes of the corners below */
+        for (size_t i = 0; i < h->n; i++) {
+            if (!isfinite(h->values[i])) continue;
+            int b = (int)((h->values[i] - xs.lo) / (xs.hi - xs.lo) * bins);
+            b = b < 0 ? 0 : b >= bins ? bins - 1 : b;
+            top = ++counts[b] > top ? counts[b] : top;
+        }
+    }
+    /* the outline, axes and labels are the line chart's: drawn by it from two invisible corner points */
+    const double corner_x[2] = {raw.lo, raw.hi}, corner_y[2] = {0, (double)top};
+    const hone_chart_series frame = {"", corner_x, corner_y, xs.lo <= xs.hi ? 2 : 0, "none"};
+    const hone_chart c = {h->title, h->x_label, "count", &frame, 1, W, H};
+    char *svg = NULL;
+    size_t svg_size = 0;
+    FILE *mem = open_memstream(&svg, &svg_size);
+    hone_status st = mem ? hone_svg_line_chart(mem, &c) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (mem) fclose(mem);
+    if (st == HONE_OK && xs.lo <= xs.hi) {
+        /* the same mapping as the line chart: its plot area, and its y range widened to whole ticks */
+        const double left = 70, right = 16, plot_top = 30, bottom = 42;
+        const double pw = W - left - right, ph = H - plot_top - bottom;
+        double ystep;
+        const span ys = tick_span((span){0, (double)top}, &ystep);
+        const size_t closing = svg_size - strlen("</svg>\n");
+        fwrite(svg, 1, closing, out);
+        for (int b = 0; b < bins; b++) {
+            if (!counts[b]) continue;
+            const double x0 = left + (double)b / bins * pw, bar_h = ((double)counts[b] - ys.lo) / (ys.hi - ys.lo) * ph;
+            fprintf(out,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%zu</title></rect>\n",
+                    x0, plot_top + ph - bar_h, pw / bins - 1 > 1 ? pw / bins - 1 : 1, bar_h,
+                    h->color ? h->color : "#1f77b4", counts[b]);
+        }
+        fputs("</svg>\n", out);
+    } else if (st == HONE_OK) {
+        fwrite(svg, 1, svg_size, out);
+    }
+    free(svg);
+    free(counts);
+    return st == HONE_OK && ferror(out) ? hone_errorf(HONE_ERR_IO, "cannot write the histogram") : st;
+}
+
 /* ---- report.html ---------------------------------------------------------------------------------------------- */
 
 typedef struct {

@@ -2,7 +2,8 @@
 # LoRA adapters on the command line: eval --adapter and generate --adapter apply a PEFT adapter folder, and
 # merge-adapter writes a full model that computes the same thing without it. Uses the committed tiny base models
 # (tests/fixtures/gpt2: Conv1D weights; tests/fixtures/qwen2: grouped-query attention with q/k/v biases) and the
-# PEFT-format adapters of tools/make_lora_fixtures.py.
+# PEFT-format adapters of tools/make_lora_fixtures.py, two of them with modules_to_save (llama_mts: embedding and
+# lm_head copies of an untied model; qwen2_mts_tied: one shared copy of a tied one).
 #
 #   sh tests/integration/lora.sh build/hone     (from the repository root)
 set -eu
@@ -14,7 +15,7 @@ awk 'BEGIN { printf "{\"input_ids\": ["; for (i = 0; i < 40; i++) printf "%s%d",
     >"$W/tokens.jsonl"
 PROMPT=5,42,15,52
 
-for case in gpt2:gpt2_all qwen2:qwen2_all qwen2:qwen2_q_bf16; do
+for case in gpt2:gpt2_all qwen2:qwen2_all qwen2:qwen2_q_bf16 llama:llama_mts qwen2:qwen2_mts_tied; do
     base=tests/fixtures/${case%%:*}
     adapter=tests/fixtures/peft/lora_${case#*:}
 
@@ -56,6 +57,9 @@ expect_error "eval --adapter with a folder that is not an adapter" "no adapter_c
 expect_error "an adapter of another model" "the model needs" \
     "$HONE" generate --model tests/fixtures/llama --adapter tests/fixtures/peft/lora_qwen2_all --prompt-ids 1,2 \
     --threads 1
+expect_error "merge-adapter of an lm_head copy into a model that ties it" "ensure_weight_tying" \
+    "$HONE" merge-adapter --model tests/fixtures/gpt2 --adapter tests/fixtures/peft/lora_gpt2_mts_head \
+    --output-dir "$W/x" --threads 1
 expect_error "merge-adapter without --adapter" "adapter" \
     "$HONE" merge-adapter --model tests/fixtures/qwen2 --output-dir "$W/x" --threads 1
 expect_error "merge-adapter without --output-dir" "output_dir" \

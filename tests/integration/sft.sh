@@ -56,6 +56,19 @@ for kind in lora prompt prefix; do
         fail "$kind: the adapter changed through load and save"
 done
 
+check "lora with the frozen base in bf16: the first loss is the fp32 base's up to bf16 rounding"
+for dt in fp32 bf16; do
+    run_ok "sft lora base $dt" "$HONE" sft --model "$MODEL" --datasets "$ALPACA" --output-dir "$W/base-$dt" \
+        --adapter lora --base-dtype $dt --sequence-len 256 --micro-batch-size 2 --max-steps 2 --threads 1
+done
+l32=$(sed -n '1s/.*"loss": \([-0-9.e]*\).*/\1/p' "$W/base-fp32/metrics.jsonl")
+l16=$(sed -n '1s/.*"loss": \([-0-9.e]*\).*/\1/p' "$W/base-bf16/metrics.jsonl")
+awk -v a="$l32" -v b="$l16" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-3 * a && a != b) }' ||
+    fail "first loss with a bf16 base $l16, with an fp32 base $l32: expected close but not equal"
+expect_error "a bf16 base without an adapter" "full fine-tuning keeps fp32" "$HONE" sft --model "$MODEL" \
+    --datasets "$ALPACA" --output-dir "$W/x" --base-dtype bf16
+echo "   ok: $l32 (fp32) vs $l16 (bf16)"
+
 expect_error "an unknown adapter kind" "choose lora, prompt or prefix" "$HONE" sft --model "$MODEL" \
     --datasets "$ALPACA" --output-dir "$W/x" --adapter dora
 expect_error "a target module the model lacks" "matches no module of this gpt2 model" "$HONE" sft \

@@ -10,6 +10,7 @@
 
 #include "hone/merge.h"
 #include "hone/model.h"
+#include "hone/tokenizer.h"
 #include "merge/merge_internal.h"
 #include "testutil.h"
 
@@ -110,6 +111,34 @@ static void test_fixture_cases(void **state) {
         assert_true(hone_file_exists(tok));
         if (!strcmp(name, "tokenizer_model")) test_assert_same_file(tok, FIX "/models/big_vocab/tokenizer.json");
         free(tok);
+        /* tokenizer_source union: the base tokenizer files with the union's tokens added */
+        const char *tokenizer_files[] = {"tokenizer.json", "tokenizer_config.json"};
+        for (size_t f = 0; f < 2; f++) {
+            char expected[256];
+            snprintf(expected, sizeof expected, "%s.%s", name, tokenizer_files[f]);
+            char *expected_path = hone_path_join(FIX "/expected", expected);
+            if (hone_file_exists(expected_path)) {
+                json_t *got = test_load_json(out, tokenizer_files[f]), *exp = test_load_json(FIX "/expected", expected);
+                if (!json_equal(got, exp)) fail_msg("%s: %s differs from %s", name, tokenizer_files[f], expected_path);
+                json_decref(got);
+                json_decref(exp);
+            }
+            free(expected_path);
+        }
+        if (!strcmp(name, "tokenizer_union")) { /* the written tokenizer loads and knows the new ids */
+            hone_tokenizer *union_tok;
+            int32_t *ids;
+            size_t n_ids;
+            TEST_OK(hone_tokenizer_load(&union_tok, out));
+            assert_int_equal(hone_tokenizer_vocab_size(union_tok), 38);
+            TEST_OK(hone_tokenizer_encode(union_tok, "y0<|sep|>x2", 11, 0, &ids, &n_ids));
+            assert_int_equal(n_ids, 3);
+            assert_int_equal(ids[0], 35);
+            assert_int_equal(ids[1], 36);
+            assert_int_equal(ids[2], 37);
+            free(ids);
+            hone_tokenizer_free(union_tok);
+        }
         hone_merge_config_free(cfg);
         test_tmpdir_remove(dir);
         free(out);
@@ -664,7 +693,10 @@ static void test_config_errors(void **state) {
     PARSE_FAILS("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [3, 1]\n",
                 "m.yaml:5: layer_range: [first, end] must have first < end");
     PARSE_FAILS("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n", "needs 'layer_range'");
-    PARSE_FAILS("merge_method: linear\nmodels: [{model: a}]\ntokenizer_source: union\n", "union is not supported yet");
+    PARSE_FAILS("merge_method: linear\nmodels: [{model: a}]\ntokenizer_source: union\ntokenizer: {source: base}\n",
+                "tokenizer: give either tokenizer_source or tokenizer {source: ...}, not both");
+    PARSE_FAILS("merge_method: linear\nmodels: [{model: a}]\ntokenizer: {pad_to_multiple_of: 8}\n",
+                "tokenizer.pad_to_multiple_of is not supported yet");
     PARSE_FAILS("merge_method: linear\nmodels: [{model: a}]\nchat_template: chatml\n", "not mergekit's built-in names");
     PARSE_FAILS("merge_method: linear\nmodules: {text: {models: [{model: a}]}}\n", "modules");
     PARSE_FAILS("merge_method: linear\nmodels: [{model: {path: a}}]\n", "give the path of a local model folder");
