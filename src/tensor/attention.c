@@ -53,10 +53,28 @@ static inline void softmax_window(float *p, int n, int lo, int hi, int width) {
     for (int i = hi + 1; i < width; i++) p[i] = 0;
 }
 
+/* Does pos[0..T) describe whole samples laid end to end (0, 1, 2, ..., 0, 1, ...)? Then a sample's tokens attend
+ * only to each other and attention can run sample by sample. */
+static int whole_samples(const int32_t *pos, int T) {
+    for (int t = 0; t < T; t++)
+        if (pos[t] != 0 && (t == 0 || pos[t] != pos[t - 1] + 1)) return 0;
+    return 1;
+}
+
+/* The end of the sample that starts at s0: where pos next restarts, or T (the whole row when it is not packed). */
+static int sample_end(const int32_t *row_pos, int packed, int s0, int T) {
+    if (!packed) return T;
+    int s1 = s0 + 1;
+    while (s1 < T && row_pos[s1] != 0) s1++;
+    return s1;
+}
+
 /* Per (batch, head): scores = Q [K_prefix | K]^T over the whole T×(n+T) rectangle (GEMMs beat skipping the masked
- * half at the sizes that matter), softmax row by row over the prefix and the causal window, then
- * out = P [V_prefix | V]. The GEMMs run single-threaded inside the parallel loop (OpenMP OpenBLAS does so by itself
- * in a parallel region). Without a prefix the extra GEMMs are skipped and the result is that of plain attention. */
+ * half at the sizes that matter) — or, for a row of packed samples, over each sample's square on the diagonal only
+ * (the rest is masked: a row of short samples costs the sum of their squares, not T²) —, softmax row by row over the
+ * prefix and the causal window (which zeroes everything else), then out = P [V_prefix | V], again sample by sample
+ * for packed rows. The GEMMs run single-threaded inside the parallel loop (OpenMP OpenBLAS does so by itself in a
+ * parallel region). Without a prefix the extra GEMMs are skipped and the result is that of plain attention. */
 void op_attention_prefix_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH,
                                  int NKV, int HD, float scale, const op_prefix *prefix) {
     const int S = (NH + 2 * NKV) * HD, group = NH / NKV, n = prefix ? prefix->n : 0, W = n + T;
@@ -70,19 +88,30 @@ void op_attention_prefix_forward(float *out, float *att, const float *qkv, const
             const float *v = base + (size_t)(NH + NKV) * HD + (size_t)kvh * HD;
             float *P = att + ((size_t)b * NH + h) * T * W;
             float *y = out + (size_t)b * T * NH * HD + (size_t)h * HD;
+            const int32_t *row_pos = pos ? pos + (size_t)b * T : NULL;
+            const int packed = row_pos && whole_samples(row_pos, T);
             if (n)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, HD, scale, q, S,
                             prefix->k + (size_t)kvh * HD, prefix->stride, 0.0f, P, W);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, q, S, k, S, 0.0f, P + n, W);
+            for (int s0 = 0, s1; s0 < T; s0 = s1) {
+                s1 = sample_end(row_pos, packed, s0, T);
+                const size_t at = (size_t)s0 * W + n + s0;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s1 - s0, s1 - s0, HD, scale, q + (size_t)s0 * S,
+                            S, k + (size_t)s0 * S, S, 0.0f, P + at, W);
+            }
             for (int t = 0; t < T; t++) {
-                const int first = pos ? t - pos[(size_t)b * T + t] : 0;
+                const int first = row_pos ? t - row_pos[t] : 0;
                 softmax_window(P + (size_t)t * W, n, n + first, n + t, W);
             }
             if (n)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, n, 1.0f, P, W,
                             prefix->v + (size_t)kvh * HD, prefix->stride, 0.0f, y, NH * HD);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, P + n, W, v, S, n ? 1.0f : 0.0f, y,
-                        NH * HD);
+            for (int s0 = 0, s1; s0 < T; s0 = s1) {
+                s1 = sample_end(row_pos, packed, s0, T);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s1 - s0, HD, s1 - s0, 1.0f,
+                            P + (size_t)s0 * W + n + s0, W, v + (size_t)s0 * S, S, n ? 1.0f : 0.0f,
+                            y + (size_t)s0 * NH * HD, NH * HD);
+            }
         }
 }
 
