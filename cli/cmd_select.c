@@ -263,6 +263,11 @@ int cmd_select(int argc, char **argv) {
         goto done;
     }
     if (!training_keys_fit(s, cherry, star)) goto done;
+    if (reflection && hone_settings_is_set(s, "report")) {
+        fprintf(stderr, "hone select: error: --report is not supported yet with --method reflection (its decisions "
+                        "file holds every version's scores and why one was kept)\n");
+        goto done;
+    }
     if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output") != HONE_OK ||
         hone_prompt_style_parse(hone_settings_str(s, "prompt_template"), &o.ifd.style) != HONE_OK ||
         hone_model_load(&m, model_dir) != HONE_OK ||

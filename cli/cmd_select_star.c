@@ -205,6 +205,10 @@ int cli_select_star(const hone_settings *s, hone_model *m, const hone_score_file
         printf("{\"seeds\": %zu, \"resumed\": %zu, \"improved\": %zu, \"failed_requests\": %zu, "
                "\"unparsed_verdicts\": %zu, \"seconds\": %.3f}\n",
                sum.seeds, sum.resumed, sum.improved, sum.failed_requests, sum.unparsed_verdicts, sum.seconds);
+    if (hone_settings_is_set(s, "report")) {
+        if (hone_star_report_write(hone_settings_str(s, "report"), log_path) != HONE_OK) goto fail;
+        fprintf(stderr, "report: %s\n", hone_settings_str(s, "report"));
+    }
     rc = 0;
     goto done;
 fail:

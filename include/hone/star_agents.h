@@ -134,6 +134,11 @@ typedef void (*hone_star_progress)(const hone_star_summary *s, const double *p, 
  * output_path gets, for every seed, the kept (instruction, input, output) with "seed", "pair" and "pi". */
 hone_status hone_star_run(const hone_star_options *o, hone_star_progress progress, void *user, hone_star_summary *out);
 
+/* A self-contained HTML page (inline SVG, no scripts) from a Star-Agents log: the seeds replaced and kept, each
+ * pair's wins and final probability, and a line chart of every pair's probability after each seed (point 0: the
+ * uniform start). Atomic. */
+hone_status hone_star_report_write(const char *path, const char *log_path);
+
 #ifdef __cplusplus
 }
 #endif

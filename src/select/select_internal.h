@@ -39,6 +39,14 @@ hone_status select_run_packed(hone_model *m, const hone_packed *rows, int micro_
 hone_status select_embed_ppl(hone_model *m, const int32_t *const *ids, const size_t *lens, size_t n, int sequence_len,
                              int micro_batch_size, float *out, double *ppl);
 
+/* The rows of a JSONL file, each a JSON object (select_json_rows_read fails naming the line of one that is not). */
+typedef struct {
+    json_t **rows;
+    size_t n, cap;
+} select_json_rows;
+hone_status select_json_rows_read(const char *path, select_json_rows *r);
+void select_json_rows_free(select_json_rows *r);
+
 /* An example and its ifd, for sorting: select_by_ifd_desc orders by descending ifd, ties in file order, so the order
  * is total and the result deterministic (a qsort comparator). */
 typedef struct {

@@ -10,17 +10,12 @@
 
 #define SHOWN_CHARS 400
 
-typedef struct {
-    json_t **rows;
-    size_t n, cap;
-} json_rows;
-
-static void json_rows_free(json_rows *r) {
+void select_json_rows_free(select_json_rows *r) {
     for (size_t i = 0; i < r->n; i++) json_decref(r->rows[i]);
     free(r->rows);
 }
 
-static hone_status read_rows(const char *path, json_rows *r) {
+hone_status select_json_rows_read(const char *path, select_json_rows *r) {
     hone_mapped_file f;
     HONE_TRY(hone_file_map(&f, path));
     hone_line lines[256];
@@ -96,7 +91,7 @@ static void example_cells(FILE *out, const json_t *row) {
 
 /* The first and last `examples` of list (descending ifd) as one table. */
 static void example_table(FILE *out, const char *heading, const select_ranked *list, size_t m, size_t examples,
-                          const json_rows *scores, const json_rows *decisions) {
+                          const select_json_rows *scores, const select_json_rows *decisions) {
     fprintf(out, "<h2>%s (%zu)</h2>\n", heading, m);
     if (!m) {
         fputs("<p>none</p>\n", out);
@@ -120,8 +115,8 @@ static void example_table(FILE *out, const char *heading, const select_ranked *l
     fputs("</table>\n", out);
 }
 
-static hone_status write_page(FILE *out, const json_rows *scores, const json_rows *decisions, size_t examples,
-                              const hone_report_section *extra, size_t n_extra) {
+static hone_status write_page(FILE *out, const select_json_rows *scores, const select_json_rows *decisions,
+                              size_t examples, const hone_report_section *extra, size_t n_extra) {
     const size_t n = scores->n;
     double *ifd = malloc((3 * n + 1) * sizeof *ifd), *kept_ifd = ifd + n, *rifd = ifd + 2 * n;
     select_ranked *kept = malloc((2 * n + 1) * sizeof *kept), *dropped = kept + n;
@@ -143,7 +138,8 @@ static hone_status write_page(FILE *out, const json_rows *scores, const json_row
     qsort(kept, n_kept, sizeof *kept, select_by_ifd_desc);
     qsort(dropped, n_dropped, sizeof *dropped, select_by_ifd_desc);
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-          "<title>hone selection report</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+          "<title>hone selection report</title>\n"
+          "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
           "table{border-collapse:collapse}th,td{padding:3px 10px;text-align:left;vertical-align:top;"
           "border-bottom:1px solid #eee}svg{display:block;margin:0.5em 0 1.5em}</style>\n"
           "</head>\n<body>\n<h1>Selection report</h1>\n",
@@ -185,11 +181,11 @@ static hone_status write_page(FILE *out, const json_rows *scores, const json_row
 
 hone_status hone_select_report_write(const char *path, const char *scores_path, const char *decisions_path,
                                      size_t examples, const hone_report_section *extra, size_t n_extra) {
-    json_rows scores = {0}, decisions = {0};
+    select_json_rows scores = {0}, decisions = {0};
     char *page = NULL;
     size_t page_size = 0;
-    hone_status st = read_rows(scores_path, &scores);
-    if (st == HONE_OK) st = read_rows(decisions_path, &decisions);
+    hone_status st = select_json_rows_read(scores_path, &scores);
+    if (st == HONE_OK) st = select_json_rows_read(decisions_path, &decisions);
     if (st == HONE_OK && scores.n != decisions.n)
         st = hone_errorf(HONE_ERR_FORMAT, "%s has %zu rows but %s has %zu: not the decisions of these scores",
                          scores_path, scores.n, decisions_path, decisions.n);
@@ -201,7 +197,7 @@ hone_status hone_select_report_write(const char *path, const char *scores_path, 
     }
     if (st == HONE_OK) st = hone_file_write_atomic(path, page, page_size);
     free(page);
-    json_rows_free(&scores);
-    json_rows_free(&decisions);
+    select_json_rows_free(&scores);
+    select_json_rows_free(&decisions);
     return st;
 }

@@ -375,7 +375,8 @@ static hone_status log_seed(run_state *rs, const hone_example *ex, size_t i, con
 
 static hone_status run_seed(run_state *rs, const hone_example *ex, size_t i) {
     const hone_star_options *o = rs->o;
-    const hone_message *user = hone_conversation_last(&ex->conversation, "user"), *answer = hone_conversation_last(&ex->conversation, "assistant");
+    const hone_message *user = hone_conversation_last(&ex->conversation, "user");
+    const hone_message *answer = hone_conversation_last(&ex->conversation, "assistant");
     if (ex->kind != HONE_EXAMPLE_SFT || !user || !answer)
         return hone_errorf(HONE_ERR_FORMAT,
                            "%s:%zu: a seed must be an instruction with its answer (the judge's "

@@ -103,6 +103,19 @@ assert len(kept) == len(seeds) and improved >= 1, improved
 assert any(x["source"] == "memory" for l in lines[1:] for x in l["candidates"]), "the memory bank was never used"
 PY
 
+check "--report: the pairs' wins and a chart of their probabilities, from the log"
+run_ok "report" $STAR --config $W/star.yaml --star-judge contains --star-base-pairs g/g --output "$W/out.jsonl" \
+    --report "$W/star.html"
+grep -q "6 seeds (6 resumed)" "$W/stderr" || fail "the finished log was not reused: $(cat "$W/stderr")"
+R=$W/star.html
+head -n 1 "$R" | grep -q '^<!DOCTYPE html>$' && [ "$(tail -n 1 "$R")" = "</html>" ] || fail "report.html is not a page"
+[ "$(grep -o '<svg' "$R" | wc -l)" -eq 1 ] && grep -q '<polyline' "$R" || fail "no probability chart in $R"
+grep -q '<script' "$R" && fail "the report has a script"
+pairs=$(/usr/bin/python3 -c 'import json, sys; print(len(json.loads(open(sys.argv[1]).readline())["star_agents"]["pairs"]))' \
+    "$W/out.star.jsonl")
+[ "$(grep -c '^<tr><td>' "$R")" -eq "$pairs" ] || fail "expected one table row per pair ($pairs) in $R"
+echo "   ok"
+
 check "cut off after three seeds and in the middle of the fourth: the rerun completes the log, byte for byte"
 cp "$W/out.star.jsonl" "$W/whole.star.jsonl"
 cp "$W/out.jsonl" "$W/whole.jsonl"
