@@ -97,7 +97,7 @@ run_ok "rerun" $SELECT --teacher-url "$URL" --output "$W/full/kept.jsonl"
 grep -q "35 from the journal" "$W/stderr" || fail "journal not used: $(cat "$W/stderr")"
 
 check "kill -9 during the teacher phase, then resume: same files, finished requests not asked again"
-start_server slow --log "$W/slow.log" --delay-ms 40
+start_server slow --log "$W/slow.log" --delay-ms 120
 mkdir "$W/killed"
 $SELECT --teacher-url "$URL" --output "$W/killed/kept.jsonl" >/dev/null 2>&1 &
 PID=$!
