@@ -102,15 +102,6 @@ static int show_progress(const hone_score_file_summary *s, void *user) {
     return 0;
 }
 
-/* The direct pass's start token: the tokenizer's BOS, else the model's, else EOS. */
-static int32_t start_token(const hone_tokenizer *tok, const hone_model *m) {
-    const hone_special_tokens *sp = hone_tokenizer_special(tok);
-    const hone_model_config *c = hone_model_get_config(m);
-    if (sp->bos_id >= 0) return sp->bos_id;
-    if (c->bos_token_id >= 0) return c->bos_token_id;
-    return sp->eos_id >= 0 ? sp->eos_id : c->eos_token_id;
-}
-
 /* The value of `key`, or OUTPUT with its .jsonl suffix replaced by `suffix` (free()). */
 static char *derived_path(const hone_settings *s, const char *key, const char *suffix) {
     if (hone_settings_is_set(s, key)) return strdup(hone_settings_str(s, key));
@@ -292,14 +283,14 @@ int cmd_select(int argc, char **argv) {
     o.sequence_len = (int)hone_settings_int(s, "sequence_len");
     o.micro_batch_size = (int)hone_settings_int(s, "micro_batch_size");
     o.output_path = hone_settings_str(s, "output");
-    o.start_id = start_token(tok, m);
+    o.start_id = hone_ifd_start_token(tok, m);
     if (o.start_id < 0) {
         fprintf(stderr, "hone select: error: the model has neither a BOS nor an EOS token to start the direct pass\n");
         goto done;
     }
     if (star) {
         char *log_path = derived_path(s, "star_log", ".star.jsonl");
-        rc = log_path ? cli_select_star(s, m, &o, start_token, log_path) : 1;
+        rc = log_path ? cli_select_star(s, m, &o, log_path) : 1;
         free(log_path);
         goto done;
     }

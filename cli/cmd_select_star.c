@@ -130,8 +130,7 @@ static void show_seed(const hone_star_summary *sum, const double *p, size_t n_pa
             sum->resumed + sum->done, sum->improved, top);
 }
 
-int cli_select_star(const hone_settings *s, hone_model *m, const hone_score_file_options *so,
-                    int32_t (*start_token)(const hone_tokenizer *, const hone_model *), const char *log_path) {
+int cli_select_star(const hone_settings *s, hone_model *m, const hone_score_file_options *so, const char *log_path) {
     agent_list agents = {0};
     hone_model *large = NULL;
     hone_tokenizer *large_tok = NULL;
@@ -169,7 +168,7 @@ int cli_select_star(const hone_settings *s, hone_model *m, const hone_score_file
         hone_chat_template_pick(&large_tmpl, hone_settings_str(s, "chat_template"), large_dir) != HONE_OK)
         goto fail;
     o.ifd_large = (hone_ifd_options){.tokenizer = large_tok, .style = so->ifd.style, .chat_template = large_tmpl};
-    o.start_large = start_token(large_tok, large);
+    o.start_large = hone_ifd_start_token(large_tok, large);
     o.large = large;
     rewriters = calloc(agents.n + 1, sizeof *rewriters);
     responders = calloc(agents.n + 1, sizeof *responders);

@@ -21,8 +21,7 @@
     {"star_log", HONE_KEY_STRING, NULL, "star-agents: the JSONL log (default: OUTPUT.star.jsonl; resumed)"}
 
 /* Runs Star-Agents with the student m and the scoring options o (data, prompt style, sequence_len, ...) that
- * cmd_select prepared; start_token gives a model's direct-pass start token. Returns the exit code. */
-int cli_select_star(const hone_settings *s, hone_model *m, const hone_score_file_options *o,
-                    int32_t (*start_token)(const hone_tokenizer *, const hone_model *), const char *log_path);
+ * cmd_select prepared. Returns the exit code. */
+int cli_select_star(const hone_settings *s, hone_model *m, const hone_score_file_options *o, const char *log_path);
 
 #endif

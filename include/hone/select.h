@@ -81,6 +81,9 @@ typedef struct {
  * direct pass's first token. Deterministic for a thread count. */
 hone_status hone_score_ifd(hone_model *m, const hone_ifd_input *in, size_t n, int sequence_len, int micro_batch_size,
                            int32_t start_id, hone_ifd_score *out);
+/* The direct pass's start token (ALGORITHMS.md §1): the tokenizer's BOS, else the model's bos_token_id, else EOS
+ * (the tokenizer's, else the model's); -1 when there is none. */
+int32_t hone_ifd_start_token(const hone_tokenizer *tok, const hone_model *m);
 
 /* ---- scoring a dataset file ---- */
 

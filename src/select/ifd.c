@@ -222,3 +222,11 @@ hone_status hone_score_ifd(hone_model *m, const hone_ifd_input *in, size_t n, in
     free(example_of);
     return st;
 }
+
+int32_t hone_ifd_start_token(const hone_tokenizer *tok, const hone_model *m) {
+    const hone_special_tokens *sp = hone_tokenizer_special(tok);
+    const hone_model_config *c = hone_model_get_config(m);
+    if (sp->bos_id >= 0) return sp->bos_id;
+    if (c->bos_token_id >= 0) return c->bos_token_id;
+    return sp->eos_id >= 0 ? sp->eos_id : c->eos_token_id;
+}

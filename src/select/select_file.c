@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hone/select.h"
+#include "select/select_internal.h"
 
 typedef struct {
     json_t **rows;
@@ -45,26 +45,41 @@ static hone_status add_row(score_rows *r, json_t *row) {
     return HONE_OK;
 }
 
-static hone_status read_scores(const char *path, score_rows *r) {
+hone_status select_jsonl_each(const char *path, hone_status (*each)(json_t *row, size_t line_no, void *user),
+                              void *user) {
     hone_mapped_file f;
     HONE_TRY(hone_file_map(&f, path));
     hone_line lines[256];
     size_t pos = 0, line_no = 0, got;
     hone_status st = HONE_OK;
     while (st == HONE_OK && (got = hone_next_lines((const char *)f.data, f.size, &pos, &line_no, lines, 256)) > 0)
-        for (size_t k = 0; k < got && st == HONE_OK; k++) {
-            json_t *row = json_loadb(lines[k].text, lines[k].len, 0, NULL);
-            if (!row || json_integer_value(json_object_get(row, "index")) != (json_int_t)r->n ||
-                !json_object_get(row, "ifd"))
-                st = hone_errorf(HONE_ERR_FORMAT,
-                                 "%s:%zu: not the scores row of example %zu (a file of hone select --score-only is "
-                                 "expected)",
-                                 path, lines[k].line_no, r->n);
-            if (st == HONE_OK) st = add_row(r, row);
-            if (st != HONE_OK) json_decref(row);
-        }
+        for (size_t k = 0; k < got && st == HONE_OK; k++)
+            st = each(json_loadb(lines[k].text, lines[k].len, 0, NULL), lines[k].line_no, user);
     hone_file_unmap(&f);
     return st;
+}
+
+typedef struct {
+    const char *path;
+    score_rows *rows;
+} score_reader;
+
+static hone_status take_score_row(json_t *row, size_t line_no, void *user) {
+    score_reader *sr = user;
+    score_rows *r = sr->rows;
+    hone_status st = HONE_OK;
+    if (!row || json_integer_value(json_object_get(row, "index")) != (json_int_t)r->n || !json_object_get(row, "ifd"))
+        st = hone_errorf(HONE_ERR_FORMAT,
+                         "%s:%zu: not the scores row of example %zu (a file of hone select --score-only is expected)",
+                         sr->path, line_no, r->n);
+    if (st == HONE_OK) st = add_row(r, row);
+    if (st != HONE_OK) json_decref(row);
+    return st;
+}
+
+static hone_status read_scores(const char *path, score_rows *r) {
+    score_reader sr = {path, r};
+    return select_jsonl_each(path, take_score_row, &sr);
 }
 
 static hone_status write_line(hone_atomic_file *af, json_t *obj) {

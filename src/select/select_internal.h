@@ -39,6 +39,11 @@ hone_status select_run_packed(hone_model *m, const hone_packed *rows, int micro_
 hone_status select_embed_ppl(hone_model *m, const int32_t *const *ids, const size_t *lens, size_t n, int sequence_len,
                              int micro_batch_size, float *out, double *ppl);
 
+/* Calls each(row, line_no, user) for every non-blank line of a JSONL file in order, row parsed (NULL when the line
+ * is not JSON; each owns the reference); stops at the first error each returns. */
+hone_status select_jsonl_each(const char *path, hone_status (*each)(json_t *row, size_t line_no, void *user),
+                              void *user);
+
 /* The rows of a JSONL file, each a JSON object (select_json_rows_read fails naming the line of one that is not). */
 typedef struct {
     json_t **rows;

@@ -15,35 +15,35 @@ void select_json_rows_free(select_json_rows *r) {
     free(r->rows);
 }
 
-hone_status select_json_rows_read(const char *path, select_json_rows *r) {
-    hone_mapped_file f;
-    HONE_TRY(hone_file_map(&f, path));
-    hone_line lines[256];
-    size_t pos = 0, line_no = 0, got;
-    hone_status st = HONE_OK;
-    while (st == HONE_OK && (got = hone_next_lines((const char *)f.data, f.size, &pos, &line_no, lines, 256)) > 0)
-        for (size_t k = 0; k < got && st == HONE_OK; k++) {
-            json_t *row = json_loadb(lines[k].text, lines[k].len, 0, NULL);
-            if (!json_is_object(row)) {
-                json_decref(row);
-                st = hone_errorf(HONE_ERR_FORMAT, "%s:%zu: not a JSON object", path, lines[k].line_no);
-                break;
-            }
-            if (r->n == r->cap) {
-                const size_t cap = r->cap ? 2 * r->cap : 256;
-                json_t **grown = realloc(r->rows, cap * sizeof *grown);
-                if (!grown) {
-                    json_decref(row);
-                    st = hone_errorf(HONE_ERR_NOMEM, "out of memory reading %s", path);
-                    break;
-                }
-                r->rows = grown;
-                r->cap = cap;
-            }
-            r->rows[r->n++] = row;
+typedef struct {
+    const char *path;
+    select_json_rows *rows;
+} rows_reader;
+
+static hone_status take_object(json_t *row, size_t line_no, void *user) {
+    rows_reader *rr = user;
+    select_json_rows *r = rr->rows;
+    if (!json_is_object(row)) {
+        json_decref(row);
+        return hone_errorf(HONE_ERR_FORMAT, "%s:%zu: not a JSON object", rr->path, line_no);
+    }
+    if (r->n == r->cap) {
+        const size_t cap = r->cap ? 2 * r->cap : 256;
+        json_t **grown = realloc(r->rows, cap * sizeof *grown);
+        if (!grown) {
+            json_decref(row);
+            return hone_errorf(HONE_ERR_NOMEM, "out of memory reading %s", rr->path);
         }
-    hone_file_unmap(&f);
-    return st;
+        r->rows = grown;
+        r->cap = cap;
+    }
+    r->rows[r->n++] = row;
+    return HONE_OK;
+}
+
+hone_status select_json_rows_read(const char *path, select_json_rows *r) {
+    rows_reader rr = {path, r};
+    return select_jsonl_each(path, take_object, &rr);
 }
 
 static double number_of(const json_t *row, const char *key) {
