@@ -139,6 +139,9 @@ expect_error "no teacher" "exactly one" $HONE select --model "$MODEL" --data "$W
 expect_error "missing key" "HONE_NO_SUCH_KEY is not set" $HONE select --model "$MODEL" --data "$W/fail.json" \
     --method reflection --threads 1 --teacher-url "$URL" --teacher-name t --teacher-api-key-env HONE_NO_SUCH_KEY \
     --output "$W/x.jsonl"
+expect_error "a report with reflection" "--report is not supported yet with --method reflection" $HONE select \
+    --model "$MODEL" --data "$W/fail.json" --method reflection --threads 1 --teacher-url "$URL" --teacher-name t \
+    --report "$W/x.html" --output "$W/x.jsonl"
 
 check "a hone model as the teacher (greedy): its replies are journaled; without markers every version is missing"
 $PY - "$W/data.json" "$W/three.json" <<'PY'

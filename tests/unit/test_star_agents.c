@@ -137,6 +137,33 @@ static void test_score_cases(void **state) {
     assert_true(hone_star_score(NULL, 0) == HONE_STAR_KEEP_SEED);
 }
 
+/* The report reads the log back: what is not a Star-Agents log is an error naming the file and line. */
+static void test_report_rejects_other_files(void **state) {
+    (void)state;
+    char *dir = test_tmpdir();
+    const char *not_json = "{\"star_agents\": {\"pairs\": [\"a/b\"]}}\n{\"seed\": 0, \"p\": [1]\n";
+    const char *no_pairs = "{\"index\": 0, \"ifd\": 0.5}\n";
+    const char *short_p = "{\"star_agents\": {\"pairs\": [\"a/b\", \"a/c\"]}}\n{\"seed\": 0, \"p\": [1]}\n";
+    char *bad = test_write_file(dir, "bad.jsonl", not_json, strlen(not_json));
+    char *other = test_write_file(dir, "scores.jsonl", no_pairs, strlen(no_pairs));
+    char *mismatch = test_write_file(dir, "short.jsonl", short_p, strlen(short_p));
+    char *html = test_write_file(dir, "r.html", "", 0);
+    TEST_FAILS_WITH(hone_star_report_write(html, bad), "bad.jsonl:2: not a JSON object");
+    TEST_FAILS_WITH(hone_star_report_write(html, other), "not a Star-Agents log");
+    TEST_FAILS_WITH(hone_star_report_write(html, mismatch), "short.jsonl:2: \"p\" does not hold one probability");
+    const char *good = "{\"star_agents\": {\"pairs\": [\"a/b\", \"a/c\"]}}\n"
+                       "{\"seed\": 0, \"kept_pair_index\": 1, \"p\": [0.4, 0.6]}\n";
+    char *log = test_write_file(dir, "star.jsonl", good, strlen(good));
+    TEST_OK(hone_star_report_write(html, log));
+    free(bad);
+    free(other);
+    free(mismatch);
+    free(html);
+    free(log);
+    test_tmpdir_remove(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_update_adds_beta_times_score_then_renormalises),
@@ -144,6 +171,7 @@ int main(void) {
         cmocka_unit_test(test_draw_frequencies_follow_p),
         cmocka_unit_test(test_memory_pairs_follow_similarity),
         cmocka_unit_test(test_score_cases),
+        cmocka_unit_test(test_report_rejects_other_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
