@@ -1,16 +1,20 @@
 #!/bin/sh
-# Merge throughput: hone merge (linear and TIES) of two smollm-135m-shaped checkpoints against a plain copy of the
-# same number of bytes on the same disk. Both sides end with the data on disk (hone fsyncs every file it writes;
-# the copy is followed by `sync FILE`), and both read inputs the page cache already holds (the checkpoints were
-# just written), so the figures compare write paths and arithmetic, not cold reads.
+# Merge throughput: hone merge (linear and TIES) of two smollm-135m-shaped checkpoints against plain copies of the
+# same number of bytes on the same disk. Every command ends with the data on disk (hone fsyncs every file it writes;
+# the copies are followed by `sync FILE`), and all read inputs the page cache already holds (the checkpoints were
+# just written), so the figures compare write paths and arithmetic, not cold reads. Two copies: `cp` (coreutils 9
+# copies with copy_file_range, inside the kernel; no reflinks on ext4) and `cat A > B` (the bytes pass through user
+# space, as hone's output does).
 #
 # Usage: sh bench/merge.sh          (from anywhere; needs build/hone and Debian's python3-numpy)
-# Environment: HONE (default build/hone), THREADS (default nproc), DTYPE (bf16 | f32, default bf16: the
-#              checkpoints' and the output's dtype), WORK (a folder on the disk to measure, default $TMPDIR or
-#              /tmp), PYTHON (default /usr/bin/python3), RUNS (default 3: the best of RUNS is reported).
-# Prints the machine, the date and a table: MB/s = output bytes / wall seconds of the whole command. OpenMP
-# threads wait passively (OMP_WAIT_POLICY, default passive here) so that a busy machine does not turn their
-# spinning into lost time.
+# Environment: HONE (default build/hone), BASELINE (another hone binary, e.g. one built before a change: timed in the
+#              same runs, interleaved), THREADS (default nproc), DTYPE (bf16 | f32, default bf16: the checkpoints'
+#              and the output's dtype), WORK (a folder on the disk to measure, default $TMPDIR or /tmp), PYTHON
+#              (default /usr/bin/python3), RUNS (default 5).
+# Each run times every command once, in turn, so that load from other jobs hits all alike; the table gives the
+# median of RUNS. MB/s = output bytes / wall seconds of the whole command; CPU s = user + system seconds of the
+# command (from /usr/bin/time; what a busy machine must find). OpenMP threads wait passively (OMP_WAIT_POLICY,
+# default passive here) so that a busy machine does not turn their spinning into lost time.
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -18,9 +22,12 @@ HONE=${HONE:-build/hone}
 THREADS=${THREADS:-$(nproc)}
 DTYPE=${DTYPE:-bf16}
 PYTHON=${PYTHON:-/usr/bin/python3}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
+BASELINE=${BASELINE:-}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 [ -x "$HONE" ] || { echo "merge.sh: $HONE not found; build it first with 'make'" >&2; exit 1; }
+[ -z "$BASELINE" ] || [ -x "$BASELINE" ] || { echo "merge.sh: BASELINE $BASELINE is not an executable" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "merge.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
 "$PYTHON" -c 'import numpy' 2>/dev/null ||
     { echo "merge.sh: $PYTHON lacks numpy (apt-get install python3-numpy)" >&2; exit 1; }
 W=$(mktemp -d "${WORK:-${TMPDIR:-/tmp}}/hone-bench-merge.XXXXXX") || exit 1
@@ -92,37 +99,61 @@ out_dtype: $out_dtype
 EOF
 
 bytes=$(wc -c <"$W/a/model.safetensors" | tr -d ' ')
-now() { date +%s.%N; }
-# best wall time of RUNS runs of a command (the output is removed before each run)
-best() {
-    _best=
-    for _i in $(seq "$RUNS"); do
-        rm -rf "$W/out" "$W/copy.safetensors"
-        _t0=$(now)
-        "$@" >/dev/null 2>"$W/stderr" || { cat "$W/stderr" >&2; exit 1; }
-        _t=$(echo "$(now) - $_t0" | bc -l)
-        if [ -z "$_best" ] || [ "$(echo "$_t < $_best" | bc -l)" = 1 ]; then _best=$_t; fi
-    done
-    echo "$_best"
+# the commands, run by /usr/bin/time (so no shell functions)
+copy_cp='cp "$0" "$1" && sync "$1"'
+copy_cat='cat "$0" >"$1" && sync "$1"'
+# one timed run of a command (the outputs are removed first): appends "wall cpu" to $W/times.NAME
+timed() {
+    _name=$1
+    shift
+    rm -rf "$W/out" "$W/copy.safetensors"
+    /usr/bin/time -f '%e %U %S' -o "$W/time" "$@" >/dev/null 2>"$W/stderr" || { cat "$W/stderr" >&2; exit 1; }
+    awk '{ print $1, $2 + $3 }' "$W/time" >>"$W/times.$_name"
 }
-copy() { cp "$W/a/model.safetensors" "$W/copy.safetensors" && sync "$W/copy.safetensors"; }
+# median of column $2 of $W/times.$1
+median() {
+    sort -g -k "$2" "$W/times.$1" |
+        awk -v c="$2" '{ v[NR] = $c } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
-t_cp=$(best copy)
-t_linear=$(best "$HONE" merge "$W/linear.yaml" --output-dir "$W/out" --threads "$THREADS")
-t_ties=$(best "$HONE" merge "$W/ties.yaml" --output-dir "$W/out" --threads "$THREADS")
+load0=$(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)
+for _i in $(seq "$RUNS"); do
+    timed cp sh -c "$copy_cp" "$W/a/model.safetensors" "$W/copy.safetensors"
+    timed cat sh -c "$copy_cat" "$W/a/model.safetensors" "$W/copy.safetensors"
+    for _method in linear ties; do
+        _order="hone base"
+        [ $((_i % 2)) = 1 ] || _order="base hone" # which of the two goes first alternates: order effects cancel
+        for _who in $_order; do
+            if [ "$_who" = hone ]; then
+                timed "$_method" "$HONE" merge "$W/$_method.yaml" --output-dir "$W/out" --threads "$THREADS"
+            elif [ -n "$BASELINE" ]; then
+                timed "base_$_method" "$BASELINE" merge "$W/$_method.yaml" --output-dir "$W/out" --threads "$THREADS"
+            fi
+        done
+    done
+done
+load1=$(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null)
 
 cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "machine: ${cpu:-unknown CPU}, $(nproc) cores, $THREADS threads"
 echo "disk:    $(df -T "$W" | awk 'NR == 2 { print $1 " (" $2 ")" }')"
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "hone:    $commit"
-echo "input:   two smollm-135m-shaped checkpoints, $DTYPE, $(echo "$bytes / 1000000" | bc) MB each; best of $RUNS"
+echo "load:    ${load0:-?} before, ${load1:-?} after (1, 5, 15 min averages)"
+echo "hone:    $commit ($HONE)${BASELINE:+, baseline $BASELINE}"
+echo "input:   two smollm-135m-shaped checkpoints, $DTYPE, $(echo "$bytes / 1000000" | bc) MB each; median of $RUNS"
 echo
-printf '| %-30s | %8s | %8s | %8s |\n' "operation" "seconds" "MB/s" "vs cp"
-printf '|%s|%s|%s|%s|\n' "--------------------------------" "----------" "----------" "----------"
-row() { printf '| %-30s | %8.2f | %8.0f | %7.0f%% |\n' "$1" "$2" "$(echo "$bytes / 1000000 / $2" | bc -l)" \
-    "$(echo "100 * $t_cp / $2" | bc -l)"; }
-row "cp + sync (same bytes)" "$t_cp"
-row "hone merge linear" "$t_linear"
-row "hone merge ties (density 0.5)" "$t_ties"
+t_cp=$(median cp 1)
+printf '| %-30s | %8s | %8s | %8s | %8s |\n' "operation" "seconds" "MB/s" "vs cp" "CPU s"
+printf '|%s|%s|%s|%s|%s|\n' "--------------------------------" "----------" "----------" "----------" "----------"
+row() {
+    _t=$(median "$2" 1)
+    printf '| %-30s | %8.2f | %8.0f | %7.0f%% | %8.2f |\n' "$1" "$_t" "$(echo "$bytes / 1000000 / $_t" | bc -l)" \
+        "$(echo "100 * $t_cp / $_t" | bc -l)" "$(median "$2" 2)"
+}
+row "cp + sync (same bytes)" cp
+row "cat > file + sync" cat
+row "hone merge linear" linear
+row "hone merge ties (density 0.5)" ties
+[ -z "$BASELINE" ] || row "baseline merge linear" base_linear
+[ -z "$BASELINE" ] || row "baseline merge ties" base_ties

@@ -1,111 +1,80 @@
 """Helper of bench/select_defects.sh (Debian's /usr/bin/python3, standard library only).
 
-  make DIR SEED      writes DIR/pool.jsonl (alpaca rows: clean examples of hone's built-in task suite plus injected
-                     defects, shuffled), DIR/labels.jsonl (kept aside: per pool row its defect type or "clean", and
-                     for a near duplicate the row it copies) and DIR/test.jsonl (held-out problems with exact answers)
+  make DIR N_CLEAN N_DEFECT SEED   reads DIR/suite/train.jsonl (`hone demo --write-suite`: alpaca rows of hone's
+                     built-in tasks with a "task" field, none posing a held-out problem) and writes DIR/pool.jsonl
+                     (the first N_CLEAN rows of each task, clean, plus N_DEFECT injected defects of each type made from
+                     the rows after them, shuffled) and DIR/labels.jsonl (kept aside: per pool row its defect type or
+                     "clean", and for a near duplicate the row it copies)
   catch DIR NAME DECISIONS   precision / recall of one selector's drops (a `hone select` decisions file) on the
                      defects: prints one Markdown table row
   random DIR K SEED OUT      K pool rows drawn uniformly (the random subset of the same size), alpaca JSONL
-  prompts DIR        the ChatML prompt of every test item, one JSON string per line (for `hone generate`)
-  exact DIR ANSWERS  exact match of the generated answers (one JSON {"text"} per test item) per task
+  subset DIR KIND OUT        the pool rows of one kind (clean), alpaca JSONL
 
-The tasks mirror src/data/tasks.c (the same four tasks and phrasings; the prompt always ends with the operands), but
-the problems are drawn here with Python's generator: every clean problem is distinct, and no pool row poses a test
-problem in any phrasing, so exact match measures generalisation.
+The injection is the only part done here: the clean rows and the held-out prompts come from hone itself, and exact
+match is `hone eval --tasks`.
 """
 import json
 import random
 import sys
 
 TASKS = ["reverse", "sort", "add", "next"]
-PHRASINGS = {
-    "reverse": ["Reverse: {}", "Write backwards: {}", "Spell in reverse: {}", "Turn around: {}"],
-    "sort": ["Sort: {}", "In order: {}", "Sort ascending: {}", "Smallest first: {}"],
-    "add": ["Add: {}", "Sum: {}", "Compute: {}", "What is {}"],
-    "next": ["Next number after: {}", "Successor of: {}", "Count on from: {}", "One more than: {}"],
-}
-# near duplicates: the first word of the phrasing swapped for another with the same meaning
+# near duplicates: the first word of the phrasing (src/data/tasks.c) swapped for another with the same meaning
 SYNONYM = {"Reverse:": "Invert:", "Write": "Spell", "Spell": "Write", "Turn": "Flip", "Sort:": "Order:",
            "In": "Put", "Sort": "Order", "Smallest": "Lowest", "Add:": "Total:", "Sum:": "Total:",
            "Compute:": "Calculate:", "What": "Say", "Next": "Following", "Successor": "Follower",
            "Count": "Go", "One": "1"}
-
-N_TEST = 10   # held-out problems per task
-N_CLEAN = 64  # clean pool rows per task
-N_DEFECT = 16 # rows per defect type (misaligned, truncated, wrong, near duplicate), spread over the tasks
 DEFECTS = ["misaligned", "truncated", "wrong", "near_duplicate"]
-
-
-def draw(rng, task):
-    """(problem, operands text, answer) of one random problem."""
-    if task == "reverse":
-        w = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(3))
-        return w, w, w[::-1]
-    if task == "sort":
-        d = [rng.randrange(10) for _ in range(3)]
-        return " ".join(map(str, d)), " ".join(map(str, d)), " ".join(map(str, sorted(d)))
-    if task == "add":
-        a, b = rng.randrange(10), rng.randrange(10)
-        return (a, b), "%d + %d" % (a, b), str(a + b)
-    n = 10 + rng.randrange(89)
-    return n, str(n), str(n + 1)
-
-
-def row(task, operands, answer, rng):
-    return {"instruction": rng.choice(PHRASINGS[task]).format(operands), "input": "", "output": answer,
-            "task": task}
-
-
-def distinct_rows(rng, task, n, avoid, ok=lambda answer: True):
-    """n rows of task whose problems are new (not in avoid; added to it)."""
-    rows = []
-    while len(rows) < n:
-        problem, operands, answer = draw(rng, task)
-        if (task, problem) in avoid or not ok(answer):
-            continue
-        avoid.add((task, problem))
-        rows.append(row(task, operands, answer, rng))
-    return rows
 
 
 def wrong_answer(rng, task, answer):
     """A plausible answer that is not the right one, in the right format."""
     if task == "reverse":
         letters = list(answer)
-        i = rng.randrange(3)
+        i = rng.randrange(len(letters))
         letters[i] = rng.choice([c for c in "abcdefghijklmnopqrstuvwxyz" if c != letters[i]])
         return "".join(letters)
     if task == "sort":
         d = answer.split()
-        i = rng.randrange(3)
+        i = rng.randrange(len(d))
         d[i] = str((int(d[i]) + 1 + rng.randrange(9)) % 10)
         return " ".join(d)
     return str(int(answer) + rng.choice([-3, -2, -1, 1, 2, 3]))
 
 
-def make(out, seed):
+def spread(n, parts):
+    """n split into `parts` counts that differ by at most one."""
+    return [n // parts + (i < n % parts) for i in range(parts)]
+
+
+def make(out, n_clean, n_defect, seed):
     rng = random.Random(seed)
-    seen = set()
-    test = [dict(r, answer=r.pop("output")) for t in TASKS for r in distinct_rows(rng, t, N_TEST, seen)]
-    for r in test:
-        r.pop("input")
-    clean = [r for t in TASKS for r in distinct_rows(rng, t, N_CLEAN, seen)]
+    suite = read_jsonl(out + "/suite/train.jsonl")
+    by_task = {t: [r for r in suite if r["task"] == t] for t in TASKS}
+    clean = [r for t in TASKS for r in by_task[t][:n_clean]]
+    spare = {t: by_task[t][n_clean:] for t in TASKS}
+    if len(clean) < n_clean * len(TASKS):
+        sys.exit("select_defects.py: the suite has fewer than %d rows of a task" % n_clean)
     labelled = [(r, "clean", None) for r in clean]
-    per_task = N_DEFECT // len(TASKS)
-    # misaligned: a new problem answered with the answer of a clean row of another task
-    for t in TASKS:
-        for r in distinct_rows(rng, t, per_task, seen):
+
+    def take(t, ok=lambda r: True):
+        for i, r in enumerate(spare[t]):
+            if ok(r):
+                return spare[t].pop(i)
+        sys.exit("select_defects.py: too few spare rows of task %s in the suite (write it with more)" % t)
+
+    per_task = spread(n_defect, len(TASKS))
+    for t, k in zip(TASKS, per_task):
+        for _ in range(k):  # misaligned: the answer of a clean row of another task
             other = rng.choice([c for c in clean if c["task"] != t])
-            labelled.append((dict(r, output=other["output"]), "misaligned", None))
-    # truncated: the last character cut (answers of at least two characters, so something is left)
-    for t in TASKS:
-        for r in distinct_rows(rng, t, per_task, seen, ok=lambda a: len(a) >= 2):
+            labelled.append((dict(take(t), output=other["output"]), "misaligned", None))
+        for _ in range(k):  # truncated: the last character cut (answers of two characters or more)
+            r = take(t, lambda r: len(r["output"]) >= 2)
             labelled.append((dict(r, output=r["output"][:-1].rstrip()), "truncated", None))
-    for t in TASKS:
-        for r in distinct_rows(rng, t, per_task, seen):
+        for _ in range(k):
+            r = take(t)
             labelled.append((dict(r, output=wrong_answer(rng, t, r["output"])), "wrong", None))
     # near duplicates: a clean row with the first word of its instruction changed (still a right answer)
-    for i in rng.sample(range(len(clean)), N_DEFECT):
+    for i in rng.sample(range(len(clean)), n_defect):
         words = clean[i]["instruction"].split(" ")
         words[0] = SYNONYM[words[0]]
         labelled.append((dict(clean[i], instruction=" ".join(words)), "near_duplicate", i))
@@ -118,11 +87,8 @@ def make(out, seed):
             pool.write(json.dumps({k: r[k] for k in ("instruction", "input", "output")}) + "\n")
             labels.write(json.dumps({"index": new, "task": r["task"], "defect": defect,
                                      "copy_of": where[source] if source is not None else None}) + "\n")
-    with open(out + "/test.jsonl", "w") as f:
-        for r in test:
-            f.write(json.dumps(r) + "\n")
-    print("pool: %d clean rows + %d defects (%s, %d each) -> %s/pool.jsonl; %d test problems" %
-          (len(clean), len(labelled) - len(clean), ", ".join(DEFECTS), N_DEFECT, out, len(test)))
+    print("pool: %d clean rows + %d defects (%s, %d each) -> %s/pool.jsonl" %
+          (len(clean), len(labelled) - len(clean), ", ".join(DEFECTS), n_defect, out))
 
 
 def read_jsonl(path):
@@ -165,35 +131,24 @@ def random_subset(out, k, seed, path):
             f.write(json.dumps(pool[i]) + "\n")
 
 
-def prompts(out):
-    # the base's chat template is ChatML (hone_byte_chat_tokenizer_write); the answer follows the generation prompt
-    for r in read_jsonl(out + "/test.jsonl"):
-        print(json.dumps("<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" % r["instruction"]))
-
-
-def exact(out, answers_path):
-    test = read_jsonl(out + "/test.jsonl")
-    answers = read_jsonl(answers_path)
-    if len(answers) != len(test):
-        sys.exit("select_defects.py: %d answers for %d test items" % (len(answers), len(test)))
-    right = {t: 0 for t in TASKS}
-    for r, a in zip(test, answers):
-        right[r["task"]] += a["text"].replace("<|im_end|>", "").strip() == r["answer"]
-    print(" | ".join("%.0f%%" % (100 * right[t] / N_TEST) for t in TASKS) +
-          " | %.1f%%" % (100 * sum(right.values()) / len(test)))
+def subset(out, kind, path):
+    pool = read_jsonl(out + "/pool.jsonl")
+    labels = read_jsonl(out + "/labels.jsonl")
+    with open(path, "w") as f:
+        for r, l in zip(pool, labels):
+            if l["defect"] == kind:
+                f.write(json.dumps(r) + "\n")
 
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "make":
-        make(args[0], int(args[1]))
+        make(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif cmd == "catch":
         catch(*args)
     elif cmd == "random":
         random_subset(args[0], int(args[1]), int(args[2]), args[3])
-    elif cmd == "prompts":
-        prompts(args[0])
-    elif cmd == "exact":
-        exact(*args)
+    elif cmd == "subset":
+        subset(*args)
     else:
         sys.exit("select_defects.py: unknown command %s" % cmd)

@@ -1,8 +1,9 @@
 /* hone demo — the Quick start's main job, everything built in: a tiny Llama-architecture base model pretrained on
  * synthetic text (once; later runs reuse it), instruction-tuned on a synthetic multi-task suite through the same
- * path as hone sft (chat template → pack → hone_train_rows), two task specialists merged back into one model
- * through the same path as hone merge (a mergekit config → hone_merge_run), and every model scored by exact match
- * on held-out prompts, greedy generation with the KV cache. Ends with the accuracy table and OUT/report.html. */
+ * path as hone sft (chat template → pack → hone_train_rows); two task specialists, short fine-tunes of that
+ * instruction-tuned model on two tasks each, merged back into one model over it through the same path as hone merge
+ * (a mergekit config → hone_merge_run); every model scored by exact match on held-out prompts, greedy generation
+ * with the KV cache. Ends with the accuracy table and OUT/report.html. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,11 @@ static const hone_key_spec keys[] = {
      "model.safetensors, train.bin (tests build small models with it)"},
     {"seconds", HONE_KEY_FLOAT, "60", "text_only: training time budget"},
     {"max_steps", HONE_KEY_INT, "2000", "text_only: stop earlier after this many steps"},
+    {"write_suite", HONE_KEY_STRING, NULL,
+     "only write the task suite to DIR/train.jsonl and DIR/test.jsonl (alpaca rows with a \"task\" field, for hone "
+     "sft, hone select and hone eval --tasks) and stop"},
+    {"suite_train", HONE_KEY_INT, "0", "write_suite: training prompts per task (0 = the demo's)"},
+    {"suite_test", HONE_KEY_INT, "0", "write_suite: held-out prompts per task (0 = the demo's)"},
     /* not CLI_THREADS_KEY's 0 (all cores): at two rows of a 64-wide model per step, a second thread costs more in
      * synchronisation than it saves (measured: 2 threads several times slower on a busy 2-core machine) */
     {"threads", HONE_KEY_INT, "1", "CPU threads for OpenMP and BLAS (0 = all cores)"},
@@ -31,44 +37,55 @@ typedef struct {
     size_t n_train;       /* training prompts per task */
     size_t n_test;        /* held-out prompts per task */
     int sft_steps;        /* steps of the fine-tune on every task (2 packed rows of 256 tokens each) */
-    int specialist_steps; /* steps of each specialist (half of the tasks) */
+    int specialist_steps; /* steps of each specialist (half of the tasks, from the full SFT) */
 } demo_plan;
 
-static const demo_plan full_plan = {1200, 2000, 25, 800, 600};
+static const demo_plan full_plan = {1200, 2000, 25, 800, 400};
 static const demo_plan quick_plan = {300, 300, 8, 400, 20};
 
 #define ALL_TASKS ((1u << HONE_TASK_COUNT) - 1)
 #define SPECIALIST_A (1u << HONE_TASK_REVERSE | 1u << HONE_TASK_SORT)
 #define SPECIALIST_B (1u << HONE_TASK_ADD | 1u << HONE_TASK_NEXT)
 
-/* The fine-tunes of the base model, one row of the table each. */
+/* The specialists start from the full SFT on every task, the shared instruction-tuned model, and the merges are
+ * taken over it (mergekit's base_model), as merging is used in practice: fine-tunes of one instruct model. Their
+ * learning rate is small so that each moves the shared model little (measured: at 1e-3 each forgets more of the
+ * other tasks and the merges score lower; at 3e-4 the specialists gain less). Specialists trained from the
+ * pretrained base learn their tasks from scratch, and at this size their task vectors interfere: merges of them
+ * kept neither skill (docs/PERFORMANCE.md). */
+#define SHARED_SFT "sft-all"
+
+/* The fine-tunes, one row of the table each. */
 typedef struct {
     const char *label, *dir;
-    unsigned tasks;      /* bit t: trained on task t */
-    int specialist;      /* 1: trained on half of the tasks, for the merges */
-    int lora_r;          /* > 0: a LoRA adapter of this rank on every linear layer (alpha 2r), the base frozen */
+    unsigned tasks;   /* bit t: trained on task t */
+    const char *from; /* NULL: starts from the base model; SHARED_SFT: a specialist, merged */
+    int lora_r;       /* > 0: a LoRA adapter of this rank on every linear layer (alpha 2r), the base frozen */
     float learning_rate;
     /* LoRA: modules trained in full beside it. The base never saw the chat tokens, and LoRA alone cannot move the
      * embeddings or lm_head they need (loss plateaus near 3 where full fine-tuning reaches 0.8) */
     const char *lora_modules_to_save;
 } demo_finetune;
 
+/* In training order: SHARED_SFT before the specialists that start from it. */
 static const demo_finetune finetunes[] = {
-    {"full SFT, all tasks", "sft-all", ALL_TASKS, 0, 0, 3e-3f, NULL},
-    {"LoRA r=16, all tasks", "lora-all", ALL_TASKS, 0, 16, 3e-3f, "embed_tokens,lm_head"},
-    {"specialist: reverse + sort", "sft-reverse-sort", SPECIALIST_A, 1, 0, 3e-3f, NULL},
-    {"specialist: add + next", "sft-add-next", SPECIALIST_B, 1, 0, 3e-3f, NULL},
+    {"full SFT, all tasks", SHARED_SFT, ALL_TASKS, NULL, 0, 3e-3f, NULL},
+    {"LoRA r=16, all tasks", "lora-all", ALL_TASKS, NULL, 16, 3e-3f, "embed_tokens,lm_head"},
+    {"specialist: SFT + reverse, sort", "sft-reverse-sort", SPECIALIST_A, SHARED_SFT, 0, 5e-4f, NULL},
+    {"specialist: SFT + add, next", "sft-add-next", SPECIALIST_B, SHARED_SFT, 0, 5e-4f, NULL},
 };
 
-/* The merges of the two specialists (mergekit methods and parameters, the same for both models). */
+/* The merges of the two specialists over the full SFT (mergekit methods and parameters, the same for both models):
+ * task arithmetic 0.5 adds the mean of the two task vectors; TIES keeps the largest fifth of each (measured on the
+ * default plan: densities 0.2-0.3 keep both skills, 0.1 and 0.5 less; task arithmetic 0.6 as 0.5, 1.0 loses both). */
 typedef struct {
     const char *label, *name, *method;
     double weight, density; /* density NAN: not a parameter of the method */
 } demo_merge;
 
 static const demo_merge merges[] = {
-    {"merge: task arithmetic 0.5", "merge-task-arithmetic", "task_arithmetic", 0.5, NAN},
-    {"merge: TIES, density 0.5", "merge-ties", "ties", 1.0, 0.5},
+    {"merge over SFT: task arithmetic 0.5", "merge-task-arithmetic", "task_arithmetic", 0.5, NAN},
+    {"merge over SFT: TIES, density 0.2", "merge-ties", "ties", 1.0, 0.2},
 };
 
 #define N_FINETUNES (sizeof finetunes / sizeof finetunes[0])
@@ -245,9 +262,11 @@ static double mean_accuracy(const hone_task_scores *s) {
     return sum / HONE_TASK_COUNT;
 }
 
+#define LABEL_WIDTH 35 /* the longest row label */
+
 static hone_status evaluate(demo *d, hone_model *m, demo_row *r) {
     HONE_TRY(hone_eval_exact_match(m, &d->answer, d->test.items, d->test.n, &r->scores, NULL));
-    printf("      %-28s", r->label);
+    printf("      %-*s", LABEL_WIDTH, r->label);
     for (int t = 0; t < HONE_TASK_COUNT; t++)
         printf("  %s %3.0f%%", hone_task_name((hone_task)t), 100 * accuracy(&r->scores, t));
     printf("   (%.0f s)\n", since(d));
@@ -296,13 +315,15 @@ static int show_finetune(const hone_step_info *s, void *user) {
     return !w->ok;
 }
 
-/* Trains a copy of the base on the training prompts of f->tasks (packed as hone sft packs them), saves it to
- * OUT/f->dir and scores it. */
+/* Trains a copy of the base (or of OUT/f->from) on the training prompts of f->tasks (packed as hone sft packs
+ * them), saves it to OUT/f->dir and scores it. */
 static hone_status finetune(demo *d, const demo_finetune *f, int steps) {
     demo_row *r = new_row(d, f->label, hone_path_join(d->out, f->dir));
     hone_sequence *subset = malloc(d->train.n * sizeof *subset);
-    if (!r->dir || !subset) {
+    char *from = f->from ? hone_path_join(d->out, f->from) : strdup(d->base_dir);
+    if (!r->dir || !subset || !from) {
         free(subset);
+        free(from);
         return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
     size_t n = 0;
@@ -326,7 +347,7 @@ static hone_status finetune(demo *d, const demo_finetune *f, int steps) {
     train_watch w = {d, r, 1};
     hone_train_summary sum;
     hone_status st = hone_pack(subset, n, &po, &rows);
-    if (st == HONE_OK) st = hone_model_load(&m, d->base_dir);
+    if (st == HONE_OK) st = hone_model_load(&m, from);
     if (st == HONE_OK && f->lora_r) {
         hone_peft_config pc;
         hone_peft_config_defaults(&pc, HONE_PEFT_LORA);
@@ -338,8 +359,8 @@ static hone_status finetune(demo *d, const demo_finetune *f, int steps) {
         if (st == HONE_OK) st = hone_model_attach(m, adapter);
     }
     if (st == HONE_OK) {
-        printf("      %s: %zu prompts in %zu packed rows, %d steps of %d rows -> %s\n", f->label, n, rows.n_rows,
-               steps, tc.micro_batch_size, r->dir);
+        printf("      %s: %zu prompts in %zu packed rows, %d steps of %d rows at lr %g, from %s -> %s\n", f->label, n,
+               rows.n_rows, steps, tc.micro_batch_size, (double)tc.learning_rate, from, r->dir);
         const double t = hone_now_seconds();
         st = hone_train_rows(m, &rows, &tc, show_finetune, &w, &sum);
         r->seconds = hone_now_seconds() - t;
@@ -350,12 +371,14 @@ static hone_status finetune(demo *d, const demo_finetune *f, int steps) {
     hone_adapter_free(adapter);
     hone_packed_free(&rows);
     free(subset);
+    free(from);
     return st;
 }
 
 /* ---- merges ----------------------------------------------------------------------------------------------- */
 
-/* OUT/<name>.yaml: a mergekit config of the specialists over the base; *path receives its path (free()). */
+/* OUT/<name>.yaml: a mergekit config of the specialists over the model they start from (base_model: their task
+ * vectors are taken against it); *path receives its path (free()). */
 static hone_status write_merge_config(const demo *d, const demo_merge *mg, char **path) {
     char name[96], *text = NULL;
     size_t size = 0;
@@ -363,12 +386,12 @@ static hone_status write_merge_config(const demo *d, const demo_merge *mg, char 
     *path = hone_path_join(d->out, name);
     FILE *f = *path ? open_memstream(&text, &size) : NULL;
     if (!f) return hone_errorf(HONE_ERR_NOMEM, "out of memory writing %s", name);
-    fprintf(f, "# written by hone demo: the two specialists merged over their base; run it again with\n"
-               "#   hone merge %s --output-dir %s/%s\n"
-               "merge_method: %s\nbase_model: %s\nmodels:\n",
-            *path, d->out, mg->name, mg->method, d->base_dir);
+    fprintf(f, "# written by hone demo: the two specialists merged over the full SFT they both start from; run it "
+               "again with\n#   hone merge %s --output-dir %s/%s\n"
+               "merge_method: %s\nbase_model: %s/%s\nmodels:\n",
+            *path, d->out, mg->name, mg->method, d->out, SHARED_SFT);
     for (size_t i = 0; i < N_FINETUNES; i++) {
-        if (!finetunes[i].specialist) continue;
+        if (!finetunes[i].from) continue;
         fprintf(f, "  - model: %s/%s\n    parameters:\n      weight: %g\n", d->out, finetunes[i].dir, mg->weight);
         if (!isnan(mg->density)) fprintf(f, "      density: %g\n", mg->density);
     }
@@ -410,14 +433,16 @@ static char *results_table(const demo *d) {
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
     if (!f) return NULL;
-    fprintf(f, "| model                        |");
+    fprintf(f, "| %-*s |", LABEL_WIDTH, "model");
     for (int t = 0; t < HONE_TASK_COUNT; t++) fprintf(f, " %7s |", hone_task_name((hone_task)t));
-    fprintf(f, "    mean |\n|------------------------------|");
+    fprintf(f, "    mean |\n|");
+    for (int i = 0; i < LABEL_WIDTH + 2; i++) fputc('-', f);
+    fputc('|', f);
     for (int t = 0; t <= HONE_TASK_COUNT; t++) fprintf(f, "---------|");
     fputc('\n', f);
     for (size_t i = 0; i < d->n_rows; i++) {
         const demo_row *r = &d->rows[i];
-        fprintf(f, "| %-28s |", r->label);
+        fprintf(f, "| %-*s |", LABEL_WIDTH, r->label);
         for (int t = 0; t < HONE_TASK_COUNT; t++) fprintf(f, " %6.0f%% |", 100 * accuracy(&r->scores, t));
         fprintf(f, " %6.0f%% |\n", 100 * mean_accuracy(&r->scores));
     }
@@ -432,19 +457,24 @@ static hone_status run(demo *d) {
     printf("[3/5] scoring the base model (greedy answers, exact match):\n");
     demo_row *base = new_row(d, "base model (before)", d->base_dir);
     HONE_TRY(evaluate_dir(d, base));
-    printf("[4/5] fine-tuning the base model (chat template -> packed rows -> hone_train_rows, as hone sft):\n");
+    printf("[4/5] fine-tuning the base model on all tasks, then the full SFT on two tasks each (chat template -> "
+           "packed rows -> hone_train_rows, as hone sft):\n");
     for (size_t i = 0; i < N_FINETUNES; i++)
-        HONE_TRY(finetune(d, &finetunes[i], finetunes[i].specialist ? d->plan->specialist_steps : d->plan->sft_steps));
-    printf("[5/5] merging the two specialists into one model (mergekit configs run by hone_merge_run, as hone "
-           "merge):\n");
+        HONE_TRY(finetune(d, &finetunes[i], finetunes[i].from ? d->plan->specialist_steps : d->plan->sft_steps));
+    printf("[5/5] merging the two specialists into one model over the full SFT they start from (mergekit configs run "
+           "by hone_merge_run, as hone merge):\n");
     for (size_t i = 0; i < N_MERGES; i++) HONE_TRY(merge(d, &merges[i]));
     char *table = results_table(d);
     if (!table) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
-    printf("\nexact-match accuracy on %zu held-out prompts per task:\n%s", d->plan->n_test, table);
-    char summary[256];
+    char summary[256], merge_note[512];
     snprintf(summary, sizeof summary, "seed %llu, %d thread%s, %.0f s in all", (unsigned long long)d->seed,
              d->threads, d->threads == 1 ? "" : "s", since(d));
-    hone_status st = demo_report_write(d->out, d->rows, d->n_rows, summary);
+    snprintf(merge_note, sizeof merge_note,
+             "SFT = \"%s\" (folder %s). The specialists are fine-tunes of it on two tasks each; the merges add "
+             "their task vectors (specialist - SFT) to it (base_model: %s in merge-*.yaml).",
+             finetunes[0].label, SHARED_SFT, SHARED_SFT);
+    printf("\nexact-match accuracy on %zu held-out prompts per task:\n%s%s\n", d->plan->n_test, table, merge_note);
+    hone_status st = demo_report_write(d->out, d->rows, d->n_rows, summary, merge_note);
     free(table);
     HONE_TRY(st);
     printf("\nreport: %s/report.html; models: %s/{base,%s,...}; total %.0f s\n", d->out, d->out, finetunes[0].dir,
@@ -493,6 +523,26 @@ static hone_status text_only(const char *out, uint64_t seed, int64_t max_steps, 
     return st;
 }
 
+/* --write-suite DIR: the demo's tasks (train and held-out items as make_suite draws them) as JSONL files. */
+static hone_status write_suite(const char *dir, uint64_t seed, size_t n_train, size_t n_test) {
+    hone_task_set train, test;
+    char *train_path = hone_path_join(dir, "train.jsonl"), *test_path = hone_path_join(dir, "test.jsonl");
+    hone_status st = train_path && test_path ? hone_dir_create(dir) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (st == HONE_OK) st = hone_task_suite(seed, n_train, n_test, &train, &test);
+    if (st == HONE_OK) {
+        st = hone_task_set_write_jsonl(&train, train_path);
+        if (st == HONE_OK) st = hone_task_set_write_jsonl(&test, test_path);
+        if (st == HONE_OK)
+            printf("hone demo --write-suite: %zu training prompts -> %s, %zu held-out prompts -> %s (seed %llu)\n",
+                   train.n, train_path, test.n, test_path, (unsigned long long)seed);
+        hone_task_set_free(&train);
+        hone_task_set_free(&test);
+    }
+    free(train_path);
+    free(test_path);
+    return st;
+}
+
 int cmd_demo(int argc, char **argv) {
     hone_settings *s;
     int code;
@@ -502,6 +552,20 @@ int cmd_demo(int argc, char **argv) {
     if (!cli_threads(s, "demo")) {
         hone_settings_free(s);
         return 1;
+    }
+    if (hone_settings_str(s, "write_suite")) {
+        const demo_plan *plan = hone_settings_bool(s, "quick") ? &quick_plan : &full_plan;
+        const int64_t n_train = hone_settings_int(s, "suite_train"), n_test = hone_settings_int(s, "suite_test");
+        int rc = 1;
+        if (n_train < 0 || n_test < 0) fprintf(stderr, "hone demo: error: suite_train and suite_test must be >= 0\n");
+        else
+            rc = write_suite(hone_settings_str(s, "write_suite"), (uint64_t)hone_settings_int(s, "seed"),
+                             n_train ? (size_t)n_train : plan->n_train, n_test ? (size_t)n_test : plan->n_test) ==
+                         HONE_OK
+                     ? 0
+                     : cli_fail("demo");
+        hone_settings_free(s);
+        return rc;
     }
     if (hone_settings_bool(s, "text_only")) {
         const int rc = text_only(hone_settings_str(s, "output_dir"), (uint64_t)hone_settings_int(s, "seed"),

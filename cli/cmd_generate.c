@@ -94,7 +94,9 @@ int cmd_generate(int argc, char **argv) {
                           .seed = (uint64_t)hone_settings_int(s, "seed"),
                           .stop_at_eos = hone_settings_bool(s, "stop_at_eos")};
     out = malloc(sizeof(int32_t) * (samp.max_new_tokens > 0 ? samp.max_new_tokens : 1));
-    if (hone_model_load(&m, model_dir) != HONE_OK) {
+    /* under an adapter the base is frozen: its matrices are read in place from the mapped checkpoint */
+    if ((hone_settings_is_set(s, "adapter") ? hone_model_load_frozen(&m, model_dir, HONE_BASE_AUTO)
+                                            : hone_model_load(&m, model_dir)) != HONE_OK) {
         cli_fail("generate");
         goto done;
     }

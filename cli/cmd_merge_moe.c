@@ -7,7 +7,7 @@
 static const hone_key_spec keys[] = {
     {"output_dir", HONE_KEY_STRING, NULL, "folder for the Mixtral model (config.json, safetensors, tokenizer)"},
     CLI_MERGE_OUTPUT_KEYS,
-    {"seed", HONE_KEY_INT, "42", "seed of the router weights for gate_mode random / uniform_random"},
+    {"seed", HONE_KEY_INT, "42", "seed of the router weights for gate_mode random / uniform_random and of noise_scale"},
     {"json", HONE_KEY_BOOL, "false", "print one JSON object on stdout at the end"},
     CLI_THREADS_KEY,
 };

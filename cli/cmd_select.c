@@ -52,7 +52,9 @@ static const hone_key_spec fixed[] = {
     {"ppl_low", HONE_KEY_FLOAT, "25", "--method cherry: lowest perplexity percentile taken in a cluster"},
     {"ppl_high", HONE_KEY_FLOAT, "75", "--method cherry: highest perplexity percentile taken in a cluster"},
     {"per_cluster", HONE_KEY_INT, "10", "--method cherry: examples taken per cluster, evenly spaced"},
-    {"report", HONE_KEY_STRING, NULL, "write an HTML report of the selection here (histograms, examples)"},
+    {"report", HONE_KEY_STRING, NULL,
+     "write an HTML report of the selection here (histograms, examples; star-agents: the pairs' probabilities; "
+     "reflection: the versions, the scores the rule compares)"},
     CLI_THREADS_KEY,
     CLI_STAR_KEYS,
     CLI_REFLECTION_KEYS,
@@ -77,11 +79,11 @@ static size_t all_keys(hone_key_spec *out) {
 }
 
 /* A training key given where nothing trains (or one Cherry's single epoch cannot honour) is an error, not a no-op.
- * Star-Agents draws its pairs with `seed`. */
-static int training_keys_fit(const hone_settings *s, int cherry, int star) {
+ * Star-Agents draws its pairs with `seed`, and its agents and the reflection teacher sample with it. */
+static int training_keys_fit(const hone_settings *s, int cherry, int seeded) {
     for (size_t t = 0; t < sizeof train_keys / sizeof train_keys[0]; t++) {
         const char *name = train_keys[t].name;
-        if (in_fixed(name) || !hone_settings_is_set(s, name) || (star && !strcmp(name, "seed"))) continue;
+        if (in_fixed(name) || !hone_settings_is_set(s, name) || (seeded && !strcmp(name, "seed"))) continue;
         if (!cherry) {
             fprintf(stderr, "hone select: error: %s is a training setting: it applies to --method cherry only\n",
                     name);
@@ -253,12 +255,7 @@ int cmd_select(int argc, char **argv) {
                 hone_settings_str(s, "method"));
         goto done;
     }
-    if (!training_keys_fit(s, cherry, star)) goto done;
-    if (reflection && hone_settings_is_set(s, "report")) {
-        fprintf(stderr, "hone select: error: --report is not supported yet with --method reflection (its decisions "
-                        "file holds every version's scores and why one was kept)\n");
-        goto done;
-    }
+    if (!training_keys_fit(s, cherry, star || reflection)) goto done;
     if (hone_settings_require(s, "data") != HONE_OK || hone_settings_require(s, "output") != HONE_OK ||
         hone_prompt_style_parse(hone_settings_str(s, "prompt_template"), &o.ifd.style) != HONE_OK ||
         hone_model_load(&m, model_dir) != HONE_OK ||

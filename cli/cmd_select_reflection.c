@@ -1,5 +1,6 @@
 /* hone select --method reflection — Selective Reflection-Tuning: a teacher (a hone model or an OpenAI-compatible
  * endpoint) rewrites every example, the student keeps the version the rule picks. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,16 @@ int cli_select_reflection(const hone_settings *s, hone_model *m, const hone_scor
     const int64_t retries = hone_settings_int(s, "teacher_retries"), conc = hone_settings_int(s, "teacher_concurrency"),
                   max_tokens = hone_settings_int(s, "teacher_max_tokens");
     const double timeout = hone_settings_float(s, "teacher_timeout");
-    if (retries < 0 || conc < 1 || max_tokens < 1 || timeout <= 0) {
+    const double temperature = hone_settings_float(s, "teacher_temperature");
+    if (retries < 0 || conc < 1 || max_tokens < 1 || timeout <= 0 || !(temperature >= 0 && isfinite(temperature))) {
         fprintf(stderr, "hone select: error: need --teacher-retries >= 0, --teacher-concurrency >= 1, "
-                        "--teacher-max-tokens >= 1 and --teacher-timeout > 0\n");
+                        "--teacher-max-tokens >= 1, --teacher-timeout > 0 and a finite --teacher-temperature >= 0\n");
+        return 1;
+    }
+    /* The seed only means something to a model teacher that samples (an endpoint does its own sampling). */
+    if (hone_settings_is_set(s, "seed") && (temperature == 0 || !hone_settings_is_set(s, "teacher_model"))) {
+        fprintf(stderr, "hone select: error: --seed with --method reflection seeds a teacher model's sampling: it "
+                        "needs --teacher-model and --teacher-temperature > 0\n");
         return 1;
     }
     const hone_teacher_options to = {
@@ -37,6 +45,8 @@ int cli_select_reflection(const hone_settings *s, hone_model *m, const hone_scor
         .max_retries = retries ? (int)retries : -1, /* the library's 0 means its default */
         .concurrency = (int)conc,
         .max_tokens = (int)max_tokens,
+        .temperature = (float)temperature,
+        .seed = (uint64_t)hone_settings_int(s, "seed"),
     };
     char *ins_prompt = NULL, *res_prompt = NULL;
     hone_teacher *teacher = NULL;
@@ -80,6 +90,14 @@ int cli_select_reflection(const hone_settings *s, hone_model *m, const hone_scor
             sum.by_reason[HONE_REFLECT_IFD_GATE], sum.by_reason[HONE_REFLECT_RIFD_GATE], sum.requests, sum.resumed,
             journal_path, sum.failed, sum.no_markers, sum.missing[HONE_REFLECT_Q], sum.missing[HONE_REFLECT_A],
             sum.missing[HONE_REFLECT_QA], decisions_path, sum.seconds);
+    /* The report also shows a run whose teacher failed: those versions are missing in its decisions. */
+    if (hone_settings_is_set(s, "report")) {
+        if (hone_reflect_report_write(hone_settings_str(s, "report"), decisions_path, journal_path, 50) != HONE_OK) {
+            cli_fail("select");
+            goto done;
+        }
+        fprintf(stderr, "report: %s\n", hone_settings_str(s, "report"));
+    }
     if (sum.failed) {
         fprintf(stderr, "hone select: error: %zu teacher requests failed (see the warnings above): the output treats "
                         "their versions as missing; run the same command again to retry only those\n", sum.failed);

@@ -31,7 +31,8 @@ static const hone_key_spec fixed[] = {
     {"prefix_projection", HONE_KEY_BOOL, "false", "prefix tuning: train through PEFT's reparameterisation MLP"},
     {"encoder_hidden_size", HONE_KEY_INT, "0", "prefix tuning: the MLP's hidden width (0 = the key/value width)"},
     {"base_dtype", HONE_KEY_STRING, "auto",
-     "with an adapter: fp32 | bf16 (keep the frozen base's matrices in bf16) | auto (bf16 when that loses nothing)"},
+     "with an adapter, the frozen base's matrices: auto (read in place from the memory-mapped checkpoint in its own "
+     "dtype) | bf16 (in place when the files are bf16, else rounded to a bf16 copy) | fp32 (an fp32 copy)"},
     {"chat_template", HONE_KEY_STRING, NULL,
      "built-in template name or a Jinja file (default: the model's own, else alpaca)"},
     {"train_on_inputs", HONE_KEY_BOOL, "false", "train on every token, prompts included"},
@@ -118,15 +119,24 @@ static hone_status make_adapter(const hone_settings *s, hone_model *m, const hon
     return HONE_OK;
 }
 
-/* The dtype the frozen base is kept in (base_dtype), after the adapter is attached. */
-static hone_status apply_base_dtype(const hone_settings *s, hone_model *m) {
+/* The model: for adapter training its base is frozen and base_dtype says how its matrices are kept (decided at load,
+ * so that no fp32 copy of a mapped or bf16 base ever exists); full fine-tuning loads fp32 master weights. */
+static hone_status load_model(const hone_settings *s, const char *dir, hone_model **m) {
     const char *name = hone_settings_str(s, "base_dtype");
-    hone_dtype dtype;
-    if (!strcmp(name, "auto")) dtype = hone_model_auto_base_dtype(m);
-    else HONE_TRY(hone_base_dtype_parse(name, &dtype));
-    HONE_TRY(hone_model_set_base_dtype(m, dtype));
-    if (dtype == HONE_DTYPE_BF16)
-        fprintf(stderr, "the frozen base's matrices are kept in bf16 (base_dtype: %s)\n", name);
+    hone_base_mode mode;
+    HONE_TRY(hone_base_mode_parse(name, &mode));
+    if (!hone_settings_is_set(s, "adapter") && !hone_settings_is_set(s, "lora_model_dir")) {
+        if (mode == HONE_BASE_BF16)
+            return hone_errorf(HONE_ERR_INVALID, "base_dtype bf16 needs an adapter (lora, prompt or prefix): only a "
+                               "frozen base can be kept in bf16; full fine-tuning keeps fp32 master weights, since "
+                               "bf16 cannot hold small updates");
+        return hone_model_load(m, dir);
+    }
+    HONE_TRY(hone_model_load_frozen(m, dir, mode));
+    if (mode != HONE_BASE_FP32)
+        fprintf(stderr, "the frozen base's matrices are %s (%s; base_dtype: %s)\n",
+                hone_model_base_mapped(*m) ? "read in place from the memory-mapped checkpoint" : "kept in a bf16 copy",
+                hone_dtype_name(hone_model_base_dtype(*m)), name);
     return HONE_OK;
 }
 
@@ -167,7 +177,7 @@ int cmd_sft(int argc, char **argv) {
     if (hone_settings_require(s, "datasets") != HONE_OK || hone_settings_require(s, "output_dir") != HONE_OK ||
         hone_train_eos_parse(hone_settings_str(s, "train_on_eos"), &ro.train_on_eos) != HONE_OK ||
         hone_truncation_parse(hone_settings_str(s, "truncation"), &po.truncation) != HONE_OK ||
-        hone_model_load(&m, model_dir) != HONE_OK ||
+        load_model(s, model_dir, &m) != HONE_OK ||
         hone_model_tokenizer(&tok, m, hone_settings_str(s, "tokenizer")) != HONE_OK) {
         cli_fail("sft");
         goto done;
@@ -180,7 +190,7 @@ int cmd_sft(int argc, char **argv) {
         goto done;
     }
     if (hone_chat_template_pick(&tmpl, hone_settings_str(s, "chat_template"), model_dir) != HONE_OK ||
-        make_adapter(s, m, tok, &adapter) != HONE_OK || apply_base_dtype(s, m) != HONE_OK) {
+        make_adapter(s, m, tok, &adapter) != HONE_OK) {
         cli_fail("sft");
         goto done;
     }

@@ -20,7 +20,9 @@ typedef struct {
     double seconds; /* training (or merging) time */
 } demo_row;
 
-/* OUT/report.html: the loss curves of the trained rows and the accuracy table; atomic. */
-hone_status demo_report_write(const char *output_dir, const demo_row *rows, size_t n_rows, const char *summary);
+/* OUT/report.html: the loss curves of the trained rows and the accuracy table, with merge_note (what the merges
+ * are taken over) under it; atomic. */
+hone_status demo_report_write(const char *output_dir, const demo_row *rows, size_t n_rows, const char *summary,
+                              const char *merge_note);
 
 #endif

@@ -36,7 +36,8 @@ static void write_table(FILE *f, const demo_row *rows, size_t n_rows) {
     fputs("</table>\n", f);
 }
 
-hone_status demo_report_write(const char *output_dir, const demo_row *rows, size_t n_rows, const char *summary) {
+hone_status demo_report_write(const char *output_dir, const demo_row *rows, size_t n_rows, const char *summary,
+                              const char *merge_note) {
     hone_chart_series series[sizeof colors / sizeof colors[0]];
     size_t n_series = 0;
     for (size_t i = 0; i < n_rows && n_series < sizeof series / sizeof series[0]; i++)
@@ -61,7 +62,9 @@ hone_status demo_report_write(const char *output_dir, const demo_row *rows, size
     hone_html_escape(f, summary);
     fputs("</p>\n<h2>Exact-match accuracy on held-out prompts</h2>\n", f);
     write_table(f, rows, n_rows);
-    fputs("<p>Greedy answers with the KV cache, up to the end-of-turn token; an answer counts when it equals the "
+    fputs("<p>", f);
+    hone_html_escape(f, merge_note);
+    fputs("</p>\n<p>Greedy answers with the KV cache, up to the end-of-turn token; an answer counts when it equals the "
           "expected one exactly.</p>\n<h2>Training</h2>\n",
           f);
     hone_status st = hone_svg_line_chart(f, &chart);

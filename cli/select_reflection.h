@@ -19,6 +19,8 @@
      "reflection: retries of an endpoint request after a timeout, connection error, HTTP 429 or 5xx"},        \
     {"teacher_concurrency", HONE_KEY_INT, "4", "reflection: endpoint requests in flight at once"},             \
     {"teacher_max_tokens", HONE_KEY_INT, "1024", "reflection: longest teacher reply, in tokens"},             \
+    {"teacher_temperature", HONE_KEY_FLOAT, "0",                                                               \
+     "reflection: the teacher's sampling temperature (0 = greedy; a teacher model samples with --seed)"},      \
     {"reflection_instruction_prompt", HONE_KEY_STRING, NULL,                                                   \
      "reflection: file with the instruction-reflection prompt ({instruction}, {answer}; default: hone's)"},   \
     {"reflection_response_prompt", HONE_KEY_STRING, NULL,                                                      \

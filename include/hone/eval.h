@@ -9,6 +9,12 @@
  *     hone_answer_options ao = {.render = &ro, .stop_id = im_end, .max_new_tokens = 16};
  *     hone_task_scores sc;
  *     if (hone_eval_exact_match(model, &ao, test.items, test.n, &sc, NULL) != HONE_OK) die(hone_error());
+ *
+ *     hone_answer_set set;                              // prompts with answers from a file (hone eval --tasks)
+ *     if (hone_answer_set_load(&set, "test.jsonl") != HONE_OK) die(hone_error());
+ *     int right;
+ *     hone_eval_answer(model, &ao, set.items[0].prompt, set.items[0].answer, &right, NULL);
+ *     hone_answer_set_free(&set);
  */
 #ifndef HONE_EVAL_H
 #define HONE_EVAL_H
@@ -52,6 +58,36 @@ typedef struct {
  * slots) receive what the model said, stop token left out (free() each). */
 hone_status hone_eval_exact_match(hone_model *m, const hone_answer_options *o, const hone_task_item *items, size_t n,
                                   hone_task_scores *scores, char **answers);
+
+/* One prompt asked and judged as hone_eval_exact_match does: *correct is 1 when the model ends its turn within
+ * max_new_tokens with exactly `answer`; *said (when not NULL) receives what it said (free()). */
+hone_status hone_eval_answer(hone_model *m, const hone_answer_options *o, const char *prompt, const char *answer,
+                             int *correct, char **said);
+
+/* Prompts with their one correct answer, from a JSONL file: alpaca rows with a task label, as `hone demo
+ * --write-suite` writes them, one JSON object a line (blank lines skipped, other fields ignored):
+ *     {"instruction": "Reverse: qej", "input": "", "output": "jeq", "task": "reverse"}
+ * "instruction" and "output" are strings (required); "input" (a string, optional) follows the instruction after a
+ * newline when not empty, as hone sft reads alpaca rows; "task" (a string, optional, "default" when absent) groups
+ * the scores. */
+typedef struct {
+    size_t task;  /* index into the set's task names */
+    char *prompt; /* the user's message */
+    char *answer; /* "output" */
+    size_t line;  /* 1-based line of the file */
+} hone_answer_item;
+
+typedef struct {
+    hone_answer_item *items;
+    size_t n;
+    char **tasks; /* the distinct task names in order of first appearance */
+    size_t n_tasks;
+} hone_answer_set;
+
+/* Reads the file; bad JSON, a missing or non-string field, an empty prompt or a file without rows is an error
+ * naming FILE:LINE and the field. On error *out is left empty. */
+hone_status hone_answer_set_load(hone_answer_set *out, const char *path);
+void hone_answer_set_free(hone_answer_set *s);
 
 #ifdef __cplusplus
 }

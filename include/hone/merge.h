@@ -78,7 +78,7 @@ typedef struct {
     uint64_t max_shard_size; /* bytes per output file before a new shard starts (default 5e9, as mergekit) */
     int out_dtype;           /* a hone_dtype (F32, F16, BF16), or -1: the config's out_dtype, else its dtype, else
                                 the base model's tensor's own */
-    uint64_t seed;           /* DARE / DELLA masks */
+    uint64_t seed;           /* DARE / DELLA masks, MoE random gates and noise_scale */
     /* Called after each output tensor is written (from the calling thread), or NULL. */
     void (*progress)(const hone_merge_progress *p, void *user);
     void *user;
@@ -141,11 +141,13 @@ hone_status hone_expand(const char *model_dir, int num_layers, const hone_merge_
 
 /* ---- MoE assembly: mergekit-moe configs → a Mixtral checkpoint (moe.c) ----
  *
- * A mergekit-moe config: base_model, experts [{source_model, positive_prompts, negative_prompts, residual_scale}],
- * gate_mode (hidden | cheap_embed | random | uniform_random), dtype, experts_per_token, architecture (mixtral).
+ * A mergekit-moe config: base_model, experts [{source_model, positive_prompts, negative_prompts, noise_scale,
+ * residual_scale}], gate_mode (hidden | cheap_embed | random | uniform_random), dtype, experts_per_token,
+ * architecture (mixtral).
  * The base and the experts must be Llama or Mistral models of one shape. The output is transformers' Mixtral layout:
  * the base model's embeddings, attention, norms and head; expert e of layer i is the MLP of layer i of experts[e]
- * (gate_proj → block_sparse_moe.experts.e.w1, down_proj → w2 (times residual_scale), up_proj → w3); the router
+ * (gate_proj → block_sparse_moe.experts.e.w1, down_proj → w2 (times residual_scale), up_proj → w3; with noise_scale
+ * plus noise_scale × N(0, 1) from o->seed, before residual_scale: torch's distribution, not its values); the router
  * block_sparse_moe.gate.weight [E, C] of layer i has expert e's gate vector as row e, computed as mergekit's
  * get_gate_params: from the prompts' hidden states entering layer i in the base model (the last token, averaged
  * over the prompts; negative prompts subtracted; unit L2 norm), from the prompts' summed token embeddings (the same

@@ -79,19 +79,33 @@ hone_status hone_model_read_weights(hone_model *m, const char *dir);
  * copies tokenizer files from the folder the model was loaded from, when there are any. */
 hone_status hone_model_save(const hone_model *m, const char *dir);
 
-/* Keeps the frozen base's matrices (linear weights, token embedding, untied lm_head) in bf16, rounded to nearest
- * even, and frees their fp32 values: about half the weight memory for adapter training. Norm gains, biases and
- * GPT-2's position embeddings stay fp32, and every pass computes in fp32 from weights widened a tile at a time, so
- * the model computes what the fp32 model computes after those matrices were rounded to bf16. Needs an adapter
- * attached (full fine-tuning keeps fp32 master weights) and is final: prepare for full fine-tuning, reading weights
- * into it, and merging an adapter into it are errors afterwards (merge into a model loaded in fp32); saving writes
- * the rounded values. HONE_DTYPE_F32 is a no-op on an fp32 model. (base_dtype.c) */
+/* How a model whose base stays frozen (adapter training, evaluation and generation with an adapter) keeps the
+ * base's matrices — the linear weights, the token embedding and an untied lm_head; the base_dtype setting. Vectors
+ * (norm gains, biases) and GPT-2's position embeddings are fp32 in every mode, and every pass computes in fp32. */
+typedef enum {
+    HONE_BASE_FP32, /* "fp32": an fp32 copy of every weight, as hone_model_load */
+    HONE_BASE_BF16, /* "bf16": bf16 tensors of the files are read in place from the mapping; f32 and f16 ones are
+                       rounded to bf16 (nearest even) into a buffer of half their fp32 size */
+    HONE_BASE_AUTO, /* "auto": every matrix is read in place from the mapping, in the files' dtype (f32, f16, bf16) */
+} hone_base_mode;
+hone_status hone_base_mode_parse(const char *name, hone_base_mode *out); /* "auto" | "fp32" | "bf16" */
+/* hone_model_load for a frozen base: with HONE_BASE_BF16 or HONE_BASE_AUTO the matrices are never copied to fp32 —
+ * the model keeps the checkpoint's files mapped (until hone_model_free) and the kernels read them where they lie
+ * (hone's fused qkv and gate/up from the separate tensors, GPT-2's Conv1D transposed), widening a tile of rows at a
+ * time: loading takes no time and those matrices are clean page cache. The model computes what the fp32 model
+ * computes with the same values (rounded to bf16 where bf16 rounds them). The base is final: full fine-tuning,
+ * reading weights into it and merging an adapter into it are errors (load it with HONE_BASE_FP32); adapters are
+ * created, loaded and attached as usual, and saving writes the values. (model.c, base_dtype.c) */
+hone_status hone_model_load_frozen(hone_model **out, const char *dir, hone_base_mode mode);
+/* The same for a model already in memory with an adapter attached: its matrices are rounded to a bf16 buffer and
+ * their fp32 values freed (the peak stays near the fp32 size). HONE_DTYPE_F32 is a no-op on an fp32 model; on a
+ * frozen one, asking for the dtype it has is a no-op and anything else an error. (base_dtype.c) */
 hone_status hone_model_set_base_dtype(hone_model *m, hone_dtype dtype);
-hone_dtype hone_model_base_dtype(const hone_model *m); /* HONE_DTYPE_BF16 after the above, else HONE_DTYPE_F32 */
-/* What base_dtype "auto" picks: HONE_DTYPE_BF16 when an adapter is attached and every matrix that would go to bf16
- * already holds bf16 values exactly (a bf16 checkpoint: keeping it in bf16 loses nothing), else the current dtype. */
-hone_dtype hone_model_auto_base_dtype(const hone_model *m);
-/* The base_dtype setting: "fp32" | "bf16" (the error lists them). */
+/* The dtype the base's matrices are read in: HONE_DTYPE_F32 for an fp32 copy, else the token embedding's (the
+ * matrices of one checkpoint share a dtype). */
+hone_dtype hone_model_base_dtype(const hone_model *m);
+int hone_model_base_mapped(const hone_model *m); /* 1 when frozen matrices are read from the mapped checkpoint */
+/* The base_dtype setting of hone bench: "fp32" | "bf16" (the error lists them). */
 hone_status hone_base_dtype_parse(const char *name, hone_dtype *out);
 
 const hone_model_config *hone_model_get_config(const hone_model *m);

@@ -250,7 +250,7 @@ hone_status hone_embed_file_prompts_ppl(hone_model *m, const hone_score_file_opt
 /* ---- report ---- */
 
 /* A section another selector adds to the report (Star-Agents' probability trajectories, ...): an <h2> with the
- * heading, then whatever write puts out (escaped text, inline SVG; no scripts). */
+ * heading (none when it is NULL), then whatever write puts out (escaped text, inline SVG; no scripts). */
 typedef struct {
     const char *heading;
     hone_status (*write)(FILE *out, void *user);
@@ -371,12 +371,26 @@ const char *hone_reflect_default_prompt(int response);
  * four versions and hone_reflect_decide keeps one or none. output_path gets the kept examples in file order as
  * alpaca rows {"index", "version", "instruction", "input", "output", "ifd", "rifd"}; decisions_path one line per
  * example {"index", "selected", "version", "reason", "instruction_from", "scores": {"orig": {"ifd", "rifd"}, …},
- * "missing": {"Q": "why", …}, "versions": {"Q": {"instruction", "output"}, …}}. Both are written atomically at the
- * end.
- * Every teacher reply is appended to journal_path (and flushed) as it arrives, keyed by a hash of the teacher and
- * the request: a run killed at any moment asks again only what had no reply, and a changed prompt or teacher asks
- * anew. Requests the teacher fails are errors of that version only (counted; the rest goes on). */
+ * "missing": {"Q": "why", …}, "versions": {"orig": {"instruction", "output"}, "Q": …, …}} (the instruction of the
+ * original: its instruction and input joined by "\n"). Both are written atomically at the end.
+ * Every teacher reply is appended to journal_path (and flushed) as it arrives, keyed by a hash of the teacher (its
+ * hone_teacher_describe: with the temperature and seed when it samples) and the request: a run killed at any
+ * moment asks again only what had no reply, and a changed prompt, teacher or sampling setting asks anew. Requests
+ * the teacher fails are errors of that version only (counted; the rest goes on). */
 hone_status hone_reflect_file(hone_model *student, const hone_reflect_options *o, hone_reflect_summary *out);
+
+/* A self-contained HTML page (inline SVG, no scripts) about a reflection run, from what its files hold: the
+ * decisions file and the teacher journal of hone_reflect_file, either of which may not exist yet (a run killed
+ * before the scoring has only its journal, whose torn last line is skipped; both missing is an error). From the
+ * decisions: the number of examples, of each reason and of teacher failures; per version (Q, A, QA) the variants
+ * the teacher proposed, its failures, its replies without markers, those that won the rule's comparison and those
+ * kept; histograms of the student's ifd of the original and of the reflected instructions (step 1) and of the rifd
+ * of the responses compared with and of the reflected ones (step 2); the first `examples` examples, the original
+ * beside the kept version (or the dropped candidate) with every version's scores and what the rule decided. From
+ * the journal: the replies received, by request. A file that is not what hone_reflect_file writes is an error
+ * naming its line. Atomic. */
+hone_status hone_reflect_report_write(const char *path, const char *decisions_path, const char *journal_path,
+                                      size_t examples);
 
 #ifdef __cplusplus
 }

@@ -50,6 +50,11 @@ typedef struct {
 hone_status hone_task_suite(uint64_t seed, size_t n_train, size_t n_test, hone_task_set *train, hone_task_set *test);
 void hone_task_set_free(hone_task_set *s);
 
+/* The set as alpaca rows with a task label, one JSON object a line, written atomically (hone sft reads them as
+ * alpaca; hone eval --tasks scores a model on them, see hone_answer_set_load):
+ *     {"instruction": "Reverse: qej", "input": "", "output": "jeq", "task": "reverse"} */
+hone_status hone_task_set_write_jsonl(const hone_task_set *s, const char *path);
+
 /* The item as an SFT example: a user message (the prompt) and an assistant message (the answer). Free it with
  * hone_example_free. */
 hone_status hone_task_item_example(const hone_task_item *it, hone_example *out);

@@ -17,8 +17,10 @@
  *
  * A model teacher (o.model_dir) renders each request with the model's chat template (or o.chat_template) and its
  * generation prompt, encodes it with the folder's tokenizer.json and generates up to max_tokens tokens, greedily at
- * temperature 0, stopping at the model's or the tokenizer's end-of-sequence token; the reply is the decoded text
- * without special tokens. Requests run one after the other (the model uses every thread).
+ * temperature 0, else sampling with a generator seeded by `seed` afresh for every request (a reply depends on the
+ * request, the model and the settings only: a rerun, or a resumed run, gets the same replies), stopping at the
+ * model's or the tokenizer's end-of-sequence token; the reply is the decoded text without special tokens. Requests
+ * run one after the other (the model uses every thread).
  *
  * An endpoint teacher sends {"model", "messages": [{"role", "content"}…], "temperature", "max_tokens"} and reads
  * choices[0].message.content. Up to `concurrency` requests are in flight at once (curl multi, one thread). A
@@ -62,9 +64,9 @@ typedef struct {
     int concurrency;         /* requests in flight at once (0 = 4) */
 
     /* both */
-    float temperature; /* 0 = greedy (model) / "temperature": 0 (endpoint) */
+    float temperature; /* finite, >= 0: 0 = greedy (model) / "temperature": 0 (endpoint) */
     int max_tokens;    /* new tokens per reply (0 = 1024) */
-    uint64_t seed;     /* model teachers' sampling seed when temperature > 0 */
+    uint64_t seed;     /* model teachers' sampling seed when temperature > 0 (endpoints are not sent one) */
 } hone_teacher_options;
 
 /* Loads the model (and tokenizer and chat template: a folder without one gets the built-in alpaca template, as
@@ -74,7 +76,8 @@ typedef struct {
 hone_status hone_teacher_open(hone_teacher **out, const hone_teacher_options *o);
 void hone_teacher_free(hone_teacher *t);
 
-/* "model DIR" or "endpoint URL (model NAME)": for logs, journals and reports. */
+/* "model DIR" or "endpoint URL (model NAME)", followed by " at temperature T" (and ", seed S" for a model) when the
+ * teacher samples: for logs, journals and reports, and as the key of what it answers. */
 const char *hone_teacher_describe(const hone_teacher *t);
 
 typedef struct {

@@ -1,5 +1,6 @@
 /* The built-in synthetic instruction suite (hone/tasks.h): four tasks with exact answers, several phrasings each,
  * and test problems kept out of the training items. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,5 +180,24 @@ hone_status hone_task_item_example(const hone_task_item *it, hone_example *out) 
     hone_status st = message_set(&c->messages[0], "user", it->prompt);
     if (st == HONE_OK) st = message_set(&c->messages[1], "assistant", it->answer);
     if (st != HONE_OK) hone_example_free(out);
+    return st;
+}
+
+hone_status hone_task_set_write_jsonl(const hone_task_set *s, const char *path) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return hone_errorf(HONE_ERR_NOMEM, "out of memory writing %s", path);
+    int ok = 1;
+    for (size_t i = 0; ok && i < s->n; i++) {
+        json_t *row = json_pack("{s:s, s:s, s:s, s:s}", "instruction", s->items[i].prompt, "input", "", "output",
+                                s->items[i].answer, "task", hone_task_name(s->items[i].task));
+        ok = row && json_dumpf(row, f, JSON_PRESERVE_ORDER) == 0 && fputc('\n', f) != EOF;
+        json_decref(row);
+    }
+    ok &= fclose(f) == 0;
+    hone_status st = ok ? hone_file_write_atomic(path, text, size)
+                        : hone_errorf(HONE_ERR_NOMEM, "out of memory writing %s", path);
+    free(text);
     return st;
 }

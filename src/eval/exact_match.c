@@ -8,15 +8,17 @@ static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == 
 
 static int stop_at(int32_t id, void *user) { return id == *(const int32_t *)user; }
 
-/* The model's answer to one item: *said (malloc'd) is the decoded text before the stop token; *ended tells whether
- * the model generated the stop token. */
-static hone_status answer_one(hone_model *m, const hone_answer_options *o, const hone_task_item *it, int32_t *gen,
+/* The model's answer to one prompt: *said (malloc'd) is the decoded text before the stop token; *ended tells whether
+ * the model generated the stop token. gen: max_new_tokens slots. */
+static hone_status answer_one(hone_model *m, const hone_answer_options *o, const char *prompt_text, int32_t *gen,
                               char **said, int *ended) {
+    /* a task item with an empty answer: hone_render_prompt renders the user turn and the generation prompt only */
+    const hone_task_item it = {.prompt = (char *)prompt_text, .answer = ""};
     hone_example ex;
     hone_sequence prompt = {0};
     *said = NULL;
     *ended = 0;
-    HONE_TRY(hone_task_item_example(it, &ex));
+    HONE_TRY(hone_task_item_example(&it, &ex));
     hone_status st = hone_render_prompt(&ex, o->render, &prompt);
     hone_example_free(&ex);
     int n_gen = 0;
@@ -37,26 +39,37 @@ static int matches(const char *said, const char *answer) {
     return strlen(answer) == n && !memcmp(said, answer, n);
 }
 
-hone_status hone_eval_exact_match(hone_model *m, const hone_answer_options *o, const hone_task_item *items, size_t n,
-                                  hone_task_scores *scores, char **answers) {
-    memset(scores, 0, sizeof *scores);
+hone_status hone_eval_answer(hone_model *m, const hone_answer_options *o, const char *prompt, const char *answer,
+                             int *correct, char **said) {
+    *correct = 0;
+    if (said) *said = NULL;
     if (o->max_new_tokens < 1) return hone_errorf(HONE_ERR_INVALID, "max_new_tokens must be at least 1");
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)o->max_new_tokens);
     if (!gen) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    char *text;
+    int ended;
+    hone_status st = answer_one(m, o, prompt, gen, &text, &ended);
+    free(gen);
+    HONE_TRY(st);
+    *correct = ended && matches(text, answer);
+    if (said) *said = text;
+    else free(text);
+    return HONE_OK;
+}
+
+hone_status hone_eval_exact_match(hone_model *m, const hone_answer_options *o, const hone_task_item *items, size_t n,
+                                  hone_task_scores *scores, char **answers) {
+    memset(scores, 0, sizeof *scores);
     hone_status st = HONE_OK;
     for (size_t i = 0; i < n && st == HONE_OK; i++) {
-        char *said;
-        int ended;
-        st = answer_one(m, o, &items[i], gen, &said, &ended);
+        int correct;
+        st = hone_eval_answer(m, o, items[i].prompt, items[i].answer, &correct, answers ? &answers[i] : NULL);
         if (st != HONE_OK) {
             st = hone_error_context(st, "task item %zu (%s)", i, hone_task_name(items[i].task));
             break;
         }
         scores->total[items[i].task]++;
-        scores->correct[items[i].task] += ended && matches(said, items[i].answer);
-        if (answers) answers[i] = said;
-        else free(said);
+        scores->correct[items[i].task] += correct;
     }
-    free(gen);
     return st;
 }

@@ -8,7 +8,8 @@
  * and output rounding while they are in cache (blocks of 1M elements measured slower: the output buffer the
  * write copies from no longer fits in L2); the others (norms, ranks) hold one fp32 copy of the largest tensor
  * per input, one for the result and one for its 16-bit conversion. F32 inputs that need no conversion are read
- * in place from the mapping. */
+ * in place from the mapping, and so are linear's BF16 inputs, converted inside its weighted sum (a separate
+ * conversion pass into fp32 buffers cost a third of a bf16 linear merge's CPU time). */
 #include "merge_internal.h"
 
 #include <dirent.h>
@@ -39,16 +40,6 @@ static size_t numel_of(const hone_merge_tensor *t) {
 
 /* ---- inputs ---- */
 
-/* hone_f32_to_bf16 (round to nearest even, NaN stays NaN), repeated here inline because the output conversion
- * is on the merge's hot path and an out-of-line call per element keeps the loop from vectorizing (2.5x slower
- * for a bf16 linear merge). A bulk f32 → bf16 conversion in src/tensor/dtype.c would replace it. */
-static inline uint16_t bf16_of(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    return (x & 0x7fffffff) > 0x7f800000 ? (uint16_t)((x >> 16) | 0x40)
-                                         : (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
-}
-
 /* Elements converted per call of load_chunk: hone_convert_to_f32 enters an OpenMP region (of one thread below its
  * threshold) on every call, which costs more than converting a few hundred elements. */
 #define LOAD_CHUNK ((size_t)16 * MERGE_CHUNK)
@@ -60,7 +51,7 @@ static void load_chunk(const hone_merge_plan *p, const hone_st_tensor *src, size
     if (p->input_dtype == HONE_DTYPE_F16)
         for (size_t j = 0; j < n; j++) dst[j] = hone_f16_to_f32(hone_f32_to_f16(dst[j]));
     else if (p->input_dtype == HONE_DTYPE_BF16)
-        for (size_t j = 0; j < n; j++) dst[j] = hone_bf16_to_f32(bf16_of(dst[j]));
+        for (size_t j = 0; j < n; j++) dst[j] = hone_bf16_to_f32(hone_f32_to_bf16(dst[j]));
 }
 
 /* Input i of t as fp32 in the output's shape: the whole tensor, the leading sub-matrix of a larger embedding,
@@ -91,8 +82,9 @@ static void load_input(const hone_merge_plan *p, const merge_tensor *t, size_t i
 
 typedef struct {
     size_t max_inputs, max_numel;
-    float **scratch; /* max_inputs buffers of max_numel floats */
-    const float **x; /* the inputs of the current tensor */
+    float **scratch;      /* max_inputs buffers of max_numel floats */
+    const float **x;      /* the inputs of the current tensor */
+    const uint8_t **bf16; /* linear: BF16 inputs read in place (merge_linear_chunk), else NULL */
     float **deltas;
     double *weights;
     float *out;
@@ -103,6 +95,7 @@ static void workspace_free(workspace *w) {
     for (size_t i = 0; w->scratch && i < w->max_inputs; i++) hone_free(w->scratch[i]);
     free(w->scratch);
     free(w->x);
+    free(w->bf16);
     free(w->deltas);
     free(w->weights);
     hone_free(w->out);
@@ -127,11 +120,12 @@ static hone_status workspace_new(workspace *w, const hone_merge_plan *p) {
     size_t bytes = (w->max_numel ? w->max_numel : 1) * sizeof(float);
     w->scratch = calloc(w->max_inputs, sizeof *w->scratch);
     w->x = calloc(w->max_inputs, sizeof *w->x);
+    w->bf16 = calloc(w->max_inputs, sizeof *w->bf16);
     w->deltas = calloc(w->max_inputs, sizeof *w->deltas);
     w->weights = calloc(w->max_inputs, sizeof *w->weights);
     w->out = hone_alloc(bytes);
     w->half = half ? hone_alloc(bytes / 2) : NULL;
-    int ok = w->scratch && w->x && w->deltas && w->weights && w->out && (w->half || !half);
+    int ok = w->scratch && w->x && w->bf16 && w->deltas && w->weights && w->out && (w->half || !half);
     for (size_t i = 0; ok && i < w->max_inputs; i++) ok = (w->scratch[i] = hone_alloc(bytes)) != NULL;
     if (!ok) {
         workspace_free(w);
@@ -146,6 +140,13 @@ static int usable_in_place(const hone_merge_plan *p, const merge_tensor *t, size
     const hone_st_tensor *src = t->src[i];
     return src->dtype == HONE_DTYPE_F32 && !t->permuted && src->numel == (int64_t)numel_of(&t->pub) &&
            p->input_dtype < 0 && (uintptr_t)src->data % sizeof(float) == 0;
+}
+
+/* A BF16 input that linear's kernel reads in place (w->bf16): one needing no reshaping or rounding to another dtype. */
+static int bf16_in_place(const hone_merge_plan *p, const merge_tensor *t, size_t i) {
+    const hone_st_tensor *src = t->src[i];
+    return p->cfg->method == HONE_MERGE_LINEAR && src->dtype == HONE_DTYPE_BF16 && !t->permuted &&
+           src->numel == (int64_t)numel_of(&t->pub) && (p->input_dtype < 0 || p->input_dtype == HONE_DTYPE_BF16);
 }
 
 /* Input i of t, read-only, into w->x[i]. */
@@ -249,7 +250,7 @@ static void round_to_half(hone_dtype dtype, const float *x, uint16_t *h, size_t 
     if (dtype == HONE_DTYPE_F16)
         for (size_t i = 0; i < n; i++) h[i] = hone_f32_to_f16(x[i]);
     else
-        for (size_t i = 0; i < n; i++) h[i] = bf16_of(x[i]);
+        for (size_t i = 0; i < n; i++) h[i] = hone_f32_to_bf16(x[i]);
 }
 
 /* Writes n fp32 values as the tensor's dtype. */
@@ -278,7 +279,7 @@ static hone_status elementwise_setup(const hone_merge_plan *p, const merge_tenso
                                "change the weights or set normalize: false",
                                o->name);
     } else if (p->cfg->method == HONE_MERGE_PASSTHROUGH) {
-        if (isnan(o->inputs[0].scale)) *result = w->x[0];
+        if (isnan(o->inputs[0].scale) && t->noise == 0) *result = w->x[0];
     } else {
         for (size_t i = 0; i < o->n_inputs; i++) {
             if ((int)i == o->base) continue;
@@ -290,16 +291,26 @@ static hone_status elementwise_setup(const hone_merge_plan *p, const merge_tenso
     return HONE_OK;
 }
 
-/* Elements [lo, lo + m) of an element-wise method's result into w->out, on the calling thread; task arithmetic
- * turns its deltas' elements into differences from the base first. */
+/* Elements [lo, lo + m) of an element-wise method's result into w->out, on the calling thread; `at` is the index of
+ * element lo in the tensor (even). Task arithmetic turns its deltas' elements into differences from the base first;
+ * passthrough with noise adds, as mergekit-moe's noise_and_scale, t->noise times a standard normal (the one of the
+ * element's index: the same whatever the blocks and threads) before the scale. */
 static void elementwise_chunk(const hone_merge_plan *p, const merge_tensor *t, workspace *w, size_t n_deltas, size_t lo,
-                              size_t m) {
+                              size_t m, size_t at) {
     const hone_merge_tensor *o = &t->pub;
     if (p->cfg->method == HONE_MERGE_LINEAR) {
-        merge_linear_chunk(w->out, w->x, w->weights, o->n_inputs, lo, m, o->normalize);
+        merge_linear_chunk(w->out, w->x, w->bf16, w->weights, o->n_inputs, lo, m, o->normalize);
     } else if (p->cfg->method == HONE_MERGE_PASSTHROUGH) {
-        const float s = (float)o->inputs[0].scale, *x = w->x[0];
-        for (size_t j = lo; j < lo + m; j++) w->out[j] = x[j] * s;
+        const float s = isnan(o->inputs[0].scale) ? 1.0f : (float)o->inputs[0].scale, *x = w->x[0];
+        if (t->noise != 0) {
+            float noise[MERGE_CHUNK];
+            hone_rng rng = hone_rng_new(p->seed, name_hash(o->name));
+            rng.counter = at; /* element i's normal comes from counters 2⌊i/2⌋ and 2⌊i/2⌋ + 1 (Box-Muller pairs) */
+            hone_rng_fill_normal(&rng, noise, m, (float)t->noise);
+            for (size_t j = 0; j < m; j++) w->out[lo + j] = (x[lo + j] + noise[j]) * s;
+        } else {
+            for (size_t j = lo; j < lo + m; j++) w->out[j] = x[j] * s;
+        }
     } else {
         const float *b = w->x[o->base];
         for (size_t i = 0; i < n_deltas; i++)
@@ -326,9 +337,11 @@ static hone_status elementwise_block(const hone_merge_plan *p, const merge_tenso
         const size_t len = m - c < LOAD_CHUNK ? m - c : LOAD_CHUNK;
         for (size_t i = 0; load && i < o->n_inputs; i++)
             if (w->x[i] == w->scratch[i]) load_chunk(p, t->src[i], lo + c, len, w->scratch[i] + c);
-        for (size_t j = c; result == w->out && j < c + len; j += MERGE_CHUNK)
-            elementwise_chunk(p, t, w, n_deltas, j, c + len - j < MERGE_CHUNK ? c + len - j : MERGE_CHUNK);
-        if (half) round_to_half(o->dtype, result + c, w->half + c, len);
+        for (size_t j = c; j < c + len; j += MERGE_CHUNK) { /* rounded while still in L1 */
+            const size_t mj = c + len - j < MERGE_CHUNK ? c + len - j : MERGE_CHUNK;
+            if (result == w->out) elementwise_chunk(p, t, w, n_deltas, j, mj, lo + j);
+            if (half) round_to_half(o->dtype, result + j, w->half + j, mj);
+        }
     }
     return half ? hone_st_stream_write(stream, w->half, m * sizeof *w->half)
                 : hone_st_stream_write(stream, result, m * sizeof *result);
@@ -345,10 +358,13 @@ static hone_status write_tensor(const hone_merge_plan *p, const merge_tensor *t,
     if (t->values) return HONE_OK;
     if (is_elementwise(p, t)) {
         for (size_t lo = 0; lo < n; lo += BLOCK) {
-            for (size_t i = 0; i < k; i++)
-                w->x[i] = usable_in_place(p, t, i) && (!deltas || (int)i == o->base)
-                              ? (const float *)t->src[i]->data + lo
-                              : w->scratch[i];
+            for (size_t i = 0; i < k; i++) {
+                w->bf16[i] = bf16_in_place(p, t, i) ? t->src[i]->data + lo * 2 : NULL;
+                if (usable_in_place(p, t, i) && (!deltas || (int)i == o->base))
+                    w->x[i] = (const float *)t->src[i]->data + lo;
+                else
+                    w->x[i] = w->bf16[i] ? NULL : w->scratch[i]; /* scratch: filled by elementwise_block */
+            }
             HONE_TRY(elementwise_block(p, t, w, lo, n - lo < BLOCK ? n - lo : BLOCK, 1, stream));
         }
         return HONE_OK;
@@ -356,6 +372,7 @@ static hone_status write_tensor(const hone_merge_plan *p, const merge_tensor *t,
     if (merge_methods[p->cfg->method].sparsify == MERGE_DELLA && o->ndim > 2)
         return hone_errorf(HONE_ERR_UNSUPPORTED, "tensor '%s': DELLA on tensors of more than 2 dimensions", o->name);
     for (size_t i = 0; i < k; i++) {
+        w->bf16[i] = NULL;
         if (deltas && (int)i != o->base) {
             load_input(p, t, i, w->scratch[i]);
             w->x[i] = w->scratch[i];

@@ -4,6 +4,7 @@
 
 #include "hone/merge.h"
 
+#include <string.h>
 #include <yaml.h>
 
 /* ---- config (config.c) ---- */
@@ -140,6 +141,9 @@ typedef struct {
     uint64_t nbytes;            /* output bytes */
     size_t shard;
     float *values; /* a result computed before the merge (MoE router weights; no inputs), or NULL */
+    /* passthrough: the standard deviation of Gaussian noise added to the input before its scale (MoE noise_scale),
+     * drawn from hone's generator keyed by the plan's seed and the output name; 0: none */
+    double noise;
 } merge_tensor;
 
 struct hone_merge_plan {
@@ -216,9 +220,11 @@ extern const merge_method_info merge_methods[HONE_MERGE_METHOD_COUNT];
  * calling thread, for loops that are already parallel. */
 #define MERGE_CHUNK 1024
 
-/* out[lo, lo + m) = Σ w_i x_i (/ Σ w_i when normalize). */
-void merge_linear_chunk(float *out, const float *const *x, const double *w, size_t k, size_t lo, size_t m,
-                        int normalize);
+/* out[lo, lo + m) = Σ w_i x_i (/ Σ w_i when normalize). Input i is the fp32 array x[i], or, where bf16 (which may be
+ * NULL) has bf16[i], the BF16 array at bf16[i] (maybe unaligned: read in place from a mapped file), converted here:
+ * the result of its fp32 conversion as x[i], without writing and reading back that copy. */
+void merge_linear_chunk(float *out, const float *const *x, const uint8_t *const *bf16, const double *w, size_t k,
+                        size_t lo, size_t m, int normalize);
 /* mergekit's slerp of a (t = 0) and b (t = 1) over the flattened tensors, with its lerp fallback. */
 void merge_slerp(float *out, const float *a, const float *b, size_t n, double t);
 /* Model Stock: w0 the base, ws[k] the others (k <= HONE_MERGE_MAX_STOCK), rows × cols (one row of n when not

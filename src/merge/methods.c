@@ -49,16 +49,25 @@ static double offset_dot(const float *a, const float *b, const float *o, size_t 
  * that the element loop vectorizes and branches become blends. */
 #define CHUNK MERGE_CHUNK
 
-void merge_linear_chunk(float *out, const float *const *x, const double *w, size_t k, size_t lo, size_t m,
-                        int normalize) {
+void merge_linear_chunk(float *out, const float *const *x, const uint8_t *const *bf16, const double *w, size_t k,
+                        size_t lo, size_t m, int normalize) {
     double wsum = 0;
     for (size_t j = 0; j < k; j++) wsum += w[j];
     const double scale = normalize ? 1.0 / wsum : 1.0;
     double acc[CHUNK];
     for (size_t i = 0; i < m; i++) acc[i] = 0;
     for (size_t j = 0; j < k; j++) {
-        const float *xj = x[j] + lo;
         const double wj = w[j];
+        if (bf16 && bf16[j]) {
+            const uint8_t *bj = bf16[j] + 2 * lo;
+            for (size_t i = 0; i < m; i++) {
+                uint16_t b;
+                memcpy(&b, bj + 2 * i, 2);
+                acc[i] += wj * hone_bf16_to_f32(b);
+            }
+            continue;
+        }
+        const float *xj = x[j] + lo;
         for (size_t i = 0; i < m; i++) acc[i] += wj * xj[i];
     }
     for (size_t i = 0; i < m; i++) out[lo + i] = (float)(acc[i] * scale);

@@ -14,6 +14,10 @@
  *                the same, subtracted, then normalized again); one vector for every layer.
  *   random       N(0, 1); uniform_random U(-1/sqrt(C), 1/sqrt(C)), as torch.nn.Linear's default init. Drawn from
  *                hone's generator (seed o->seed), layer-major like torch.randn((L, E, C)).
+ * An expert's noise_scale adds noise_scale times a standard normal to every element of its w1, w2 and w3 (before
+ * residual_scale), as mergekit's noise_and_scale. The normals come from hone's generator (seed o->seed, a stream per
+ * output tensor): the same distribution as torch.randn_like, not its values; the sum is fp32, rounded once to the
+ * output dtype (mergekit adds in the expert's dtype).
  * The tensors are written through the merge planner and writer (plan.c, merge.c) as a passthrough plan whose
  * routers are precomputed tensors, so sharding, dtypes, atomicity and the tokenizer copy are those of a merge. */
 #include "merge_internal.h"
@@ -37,6 +41,7 @@ typedef struct {
     char *source_model;
     prompt_list positive, negative;
     double residual_scale; /* NAN: none */
+    double noise_scale;    /* 0: none */
     int line;
 } moe_expert;
 
@@ -91,12 +96,8 @@ static hone_status visit_expert(merge_yaml *r, const char *key, yaml_node_t *v, 
     if (!strcmp(key, "positive_prompts")) return read_prompts(r, v, key, &e->positive);
     if (!strcmp(key, "negative_prompts")) return read_prompts(r, v, key, &e->negative);
     if (merge_yaml_is_null(v)) return HONE_OK;
-    if (!strcmp(key, "noise_scale"))
-        return hone_errorf(HONE_ERR_UNSUPPORTED,
-                           "%s:%d: noise_scale (Gaussian noise added to the expert's weights) is not supported yet; "
-                           "remove it",
-                           r->path, merge_yaml_line(v));
-    if (!merge_yaml_number(v, &e->residual_scale)) return merge_yaml_error(r, v, key, "expected a number");
+    if (!merge_yaml_number(v, !strcmp(key, "noise_scale") ? &e->noise_scale : &e->residual_scale))
+        return merge_yaml_error(r, v, key, "expected a number");
     return HONE_OK;
 }
 
@@ -163,14 +164,15 @@ static hone_status visit_moe_top(merge_yaml *r, const char *key, yaml_node_t *v,
         while (a[i] && m[i] && tolower((unsigned char)a[i]) == m[i]) i++;
         if (v->type == YAML_SCALAR_NODE && !a[i]) return HONE_OK;
         return hone_errorf(HONE_ERR_UNSUPPORTED,
-                           "%s:%d: architecture: '%s' is not supported; hone writes Mixtral (mergekit's deepseek and "
-                           "qwen outputs are not supported yet)",
+                           "%s:%d: architecture: '%s' is not supported: hone writes Mixtral checkpoints only "
+                           "(mergekit's DeepSeek and Qwen MoE outputs are not supported yet); set architecture: "
+                           "mixtral or remove the key",
                            r->path, merge_yaml_line(v), v->type == YAML_SCALAR_NODE ? a : "?");
     }
     /* shared_experts */
     return hone_errorf(HONE_ERR_UNSUPPORTED,
                        "%s:%d: shared_experts: Mixtral has no shared expert (mergekit writes them only for its "
-                       "deepseek and qwen outputs, which hone does not support yet)",
+                       "DeepSeek and Qwen MoE outputs, which hone does not support yet); remove shared_experts",
                        r->path, merge_yaml_line(v));
 }
 
@@ -544,6 +546,7 @@ static hone_status add_tensors(const hone_moe_config *c, hone_merge_plan *p, con
                 HONE_TRY(check_expert_shape(base, &p->models[experts[e]], name));
                 double scale = !strcmp(mlp_part[k], "down_proj") ? c->experts[e].residual_scale : NAN;
                 HONE_TRY(merge_plan_add_copy(p, out_name, experts[e], name, scale, o));
+                p->tensors[p->n_tensors - 1].noise = c->experts[e].noise_scale;
             }
     }
     HONE_TRY(merge_plan_add_copy(p, "model.norm.weight", p->reference, "model.norm.weight", NAN, o));

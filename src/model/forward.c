@@ -235,7 +235,32 @@ void hone_model_logits(hone_model *m, int row0, int n, float *out) {
     model_lm_head_forward(m, out, m->lnf + (size_t)row0 * m->cfg.hidden_size, n);
 }
 
-/* The cross-entropy head; position_nll (may be NULL) receives each position's NLL (0 where not counted). */
+/* exp(x) for x <= 0, within 1 ulp of expf on [-87, 0] and 0 below -87 (where expf is under 1e-38, nothing next to
+ * the row's largest term, which is 1): Cody-Waite reduction x = k ln2 + r, |r| <= ln2 / 2, Cephes' polynomial for
+ * e^r, and 2^k put into the exponent bits. Written branch-free so that the head's loop over the vocabulary
+ * vectorizes: glibc's expf is one call per element, which made the softmax cost as much as a fifth of the logits. */
+static inline float softmax_exp(float x) {
+    const float xc = x > -87.0f ? x : -87.0f;
+    const float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest: + 1.5 * 2^23 */
+    const float r = fmaf(k, -1.428606765330187045e-06f, fmaf(k, -0.693145751953125f, xc)); /* ln2 in two parts */
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.0f;
+    const int32_t bits = ((int32_t)k + 127) << 23;
+    float two_k;
+    memcpy(&two_k, &bits, sizeof two_k);
+    const float y = p * two_k;
+    return x < -87.0f ? 0.0f : y;
+}
+
+/* The cross-entropy head over the positions that have a target (not -100): their hidden states are gathered,
+ * chunk_rows at a time, into a compact buffer, so prompt and padding positions cost no logits. position_nll (may be
+ * NULL) receives each position's NLL (0 where not counted); with grad, d_lnf receives each counted position's
+ * gradient (0 elsewhere) and the lm_head gradient accumulates. */
 static hone_status cross_entropy(hone_model *m, const int32_t *targets, float grad_scale, int grad, hone_loss *out,
                                  double *position_nll) {
     const int N = m->last_B * m->last_T, C = m->cfg.hidden_size, V = m->cfg.vocab_size;
@@ -244,40 +269,41 @@ static hone_status cross_entropy(hone_model *m, const int32_t *targets, float gr
         if (targets[n] != -100 && (targets[n] < 0 || targets[n] >= V))
             return hone_errorf(HONE_ERR_INVALID, "target id %d at position %d is outside the vocabulary (size %d)",
                                targets[n], n, V);
+    int *at = malloc(sizeof(int) * (size_t)m->chunk_rows); /* the positions of the gathered rows */
+    float *x = hone_alloc(sizeof(float) * (size_t)m->chunk_rows * C); /* their hidden states, then d(hidden) */
+    if (!at || !x) {
+        free(at);
+        hone_free(x);
+        return hone_errorf(HONE_ERR_NOMEM, "out of memory for the loss head");
+    }
     if (grad) memset(m->d_lnf, 0, sizeof(float) * (size_t)N * C);
+    if (position_nll) memset(position_nll, 0, sizeof(double) * (size_t)N);
     /* an adapter freezes lm_head unless it trains a copy of it (modules_to_save) */
     float *d_lm_head = m->adapter ? adapter_lm_head_grad(m) : m->g.lm_head;
     double sum = 0;
     int64_t count = 0;
-    for (int r0 = 0; r0 < N; r0 += m->chunk_rows) {
-        int rows = N - r0 < m->chunk_rows ? N - r0 : m->chunk_rows;
-        int any = 0;
-        for (int r = 0; r < rows && !any; r++) any = targets[r0 + r] != -100;
-        if (!any) {
-            if (position_nll) memset(position_nll + r0, 0, sizeof(double) * (size_t)rows);
-            continue;
-        }
+    for (int n = 0; n < N;) {
+        int rows = 0;
+        for (; n < N && rows < m->chunk_rows; n++)
+            if (targets[n] != -100) at[rows++] = n;
+        if (!rows) break;
+        for (int r = 0; r < rows; r++) memcpy(x + (size_t)r * C, m->lnf + (size_t)at[r] * C, sizeof(float) * C);
         float *logits = m->logits_chunk;
-        hone_model_logits(m, r0, rows, logits);
+        model_lm_head_forward(m, logits, x, rows);
         double *row_nll = m->row_nll;
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             float *z = logits + (size_t)r * V;
-            int tgt = targets[r0 + r];
-            row_nll[r] = 0;
-            if (tgt == -100) {
-                if (grad) memset(z, 0, sizeof(float) * V);
-                continue;
-            }
+            const int tgt = targets[at[r]];
             float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
             for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
             const float z_target = z[tgt];
-            /* one pass of expf: keep exp(z - max) in place for the gradient */
+            /* exp(z - max) kept in place for the gradient, then summed in double (two loops: both vectorize) */
+            for (int v = 0; v < V; v++) z[v] = softmax_exp(z[v] - mx);
             double se = 0;
-            for (int v = 0; v < V; v++) {
-                z[v] = expf(z[v] - mx);
-                se += z[v];
-            }
+#pragma omp simd reduction(+ : se)
+            for (int v = 0; v < V; v++) se += z[v];
             row_nll[r] = mx + log(se) - z_target;
             if (grad) {
                 /* d(nll)/dz = softmax(z) - onehot(target), scaled */
@@ -286,20 +312,23 @@ static hone_status cross_entropy(hone_model *m, const int32_t *targets, float gr
                 z[tgt] -= grad_scale;
             }
         }
-        /* summed in row order so the reported loss has the same bits for any thread count */
-        for (int r = 0; r < rows; r++) {
-            sum += row_nll[r];
-            count += targets[r0 + r] != -100;
-        }
-        if (position_nll) memcpy(position_nll + r0, row_nll, sizeof(double) * (size_t)rows);
+        /* summed in position order so the reported loss has the same bits for any thread count */
+        for (int r = 0; r < rows; r++) sum += row_nll[r];
+        count += rows;
+        if (position_nll)
+            for (int r = 0; r < rows; r++) position_nll[at[r]] = row_nll[r];
         if (grad) {
-            /* d_hidden[rows] = dz @ W_lm; dW_lm += dz^T @ hidden[rows] */
-            model_lm_head_backward_dx(m, m->d_lnf + (size_t)r0 * C, logits, rows);
+            /* dW_lm += dz^T @ hidden[rows], then d_hidden[rows] = dz @ W_lm (over the gathered hidden states) */
             if (d_lm_head)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, rows, 1.0f, logits, V,
-                            m->lnf + (size_t)r0 * C, C, 1.0f, d_lm_head, C);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, rows, 1.0f, logits, V, x, C, 1.0f,
+                            d_lm_head, C);
+            model_lm_head_backward_dx(m, x, logits, rows);
+            for (int r = 0; r < rows; r++)
+                memcpy(m->d_lnf + (size_t)at[r] * C, x + (size_t)r * C, sizeof(float) * C);
         }
     }
+    free(at);
+    hone_free(x);
     out->sum_nll = sum;
     out->count = count;
     return HONE_OK;

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "hone/safetensors.h"
 
@@ -139,7 +141,7 @@ static void build_layout(hone_model *m) {
 }
 
 static float *at(float *base, const hone_model *m, int t) {
-    return t < 0 || m->tensors[t].bf16 ? NULL : base + m->tensors[t].offset;
+    return t < 0 || m->tensors[t].frozen.n_parts ? NULL : base + m->tensors[t].offset;
 }
 
 void model_carve(const hone_model *m, float *base, hone_weights *w) {
@@ -167,8 +169,9 @@ void model_carve(const hone_model *m, float *base, hone_weights *w) {
     }
 }
 
-/* Allocates a model with its layout and zeroed parameters (no gradients yet). */
-static hone_status model_new(hone_model **out, const hone_model_config *c) {
+/* Allocates a model with its layout and zeroed parameters (no gradients yet); frozen: the base's matrices are left
+ * out of the parameters, for the caller to point tensors[].frozen at. */
+static hone_status model_new(hone_model **out, const hone_model_config *c, int frozen) {
     *out = NULL;
     if (c->hidden_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 || c->num_kv_heads <= 0 || c->head_dim <= 0 ||
         c->num_heads % c->num_kv_heads || c->vocab_size <= 0 || c->intermediate_size <= 0)
@@ -184,27 +187,34 @@ static hone_status model_new(hone_model **out, const hone_model_config *c) {
         return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
     build_layout(m);
-    m->params = hone_alloc(m->n_params * sizeof(float));
     m->segments = calloc(m->n_tensors, sizeof *m->segments);
-    if (!m->params || !m->segments) {
+    if (m->segments) {
+        for (size_t i = 0; i < m->n_tensors; i++) {
+            m->segments[i].offset = m->tensors[i].offset;
+            m->segments[i].size = m->tensors[i].size;
+            m->segments[i].decay = m->tensors[i].ndim >= 2;
+        }
+        if (frozen) model_freeze_layout(m, NULL);
+        m->params = hone_alloc((m->n_params ? m->n_params : 1) * sizeof(float));
+    }
+    hone_status st = m->segments && m->params
+                         ? HONE_OK
+                         : hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu parameters", m->n_params);
+    if (st == HONE_OK && frozen) st = model_alloc_tile(m);
+    if (st != HONE_OK) {
         hone_model_free(m);
-        return hone_errorf(HONE_ERR_NOMEM, "out of memory for %zu parameters", m->n_params);
+        return st;
     }
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        m->segments[i].offset = m->tensors[i].offset;
-        m->segments[i].size = m->tensors[i].size;
-        m->segments[i].decay = m->tensors[i].ndim >= 2;
-    }
-    model_carve(m, m->params, &m->w);
+    if (!frozen) model_carve(m, m->params, &m->w); /* frozen: once the matrices' parts are known (load_model) */
     *out = m;
     return HONE_OK;
 }
 
 hone_status model_alloc_grads(hone_model *m) {
     if (m->grads) return HONE_OK;
-    if (m->params16)
-        return hone_errorf(HONE_ERR_UNSUPPORTED, "full fine-tuning needs fp32 weights, and this model's base is kept "
-                           "in bf16 (base_dtype: bf16 is for adapter training); load the model again without it");
+    if (m->n_frozen)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "full fine-tuning needs fp32 weights, and this model's base is frozen "
+                           "(base_dtype bf16 or auto are for adapter training); load the model with base_dtype fp32");
     m->grads = hone_alloc(m->n_params * sizeof(float));
     if (!m->grads) return hone_errorf(HONE_ERR_NOMEM, "out of memory for gradients of %zu parameters", m->n_params);
     model_carve(m, m->grads, &m->g);
@@ -223,7 +233,9 @@ void hone_model_free(hone_model *m) {
     free(m->g.layers);
     hone_free(m->params);
     hone_free(m->params16);
-    hone_free(m->bf16_tile);
+    hone_free(m->tile);
+    if (m->mapped) hone_checkpoint_close(m->mapped);
+    free(m->mapped);
     hone_free(m->grads);
     model_free_activations(m);
     hone_free(m->rope_cos);
@@ -234,7 +246,7 @@ void hone_model_free(hone_model *m) {
 /* ---- random initialisation --------------------------------------------------------------------------------- */
 
 hone_status hone_model_create(hone_model **out, const hone_model_config *c, uint64_t seed) {
-    HONE_TRY(model_new(out, c));
+    HONE_TRY(model_new(out, c, 0));
     hone_model *m = *out;
     hone_rng rng = hone_rng_new(seed, 0x696e6974 /* "init" */);
     const float std = 0.02f, proj_std = 0.02f / sqrtf(2.0f * (float)c->num_layers);
@@ -273,10 +285,11 @@ static const char *checkpoint_name(const hone_model *m, const char *hf_name, int
     return hf_name;
 }
 
-static hone_status load_piece(hone_model *m, const hone_checkpoint *ck, const hone_hf_piece *p, int strip_prefix,
-                              float *scratch) {
+/* The checkpoint tensor of piece p, its shape checked. */
+static hone_status find_piece(const hone_model *m, const hone_checkpoint *ck, const hone_hf_piece *p,
+                              int strip_prefix, const hone_st_tensor **out) {
     const char *name = checkpoint_name(m, p->hf_name, strip_prefix);
-    const hone_st_tensor *t = hone_checkpoint_find(ck, name);
+    const hone_st_tensor *t = *out = hone_checkpoint_find(ck, name);
     if (!t)
         return hone_errorf(HONE_ERR_FORMAT, "tensor '%s' is missing from the checkpoint (expected for %s with %d layers)",
                            name, m->cfg.model_type, m->cfg.num_layers);
@@ -293,6 +306,10 @@ static hone_status load_piece(hone_model *m, const hone_checkpoint *ck, const ho
         return hone_errorf(HONE_ERR_FORMAT, "%s: tensor '%s' has shape [%s], config.json implies [%s]", t->file_path,
                            name, got, want);
     }
+    return HONE_OK;
+}
+
+static hone_status load_piece(hone_model *m, const hone_st_tensor *t, const hone_hf_piece *p, float *scratch) {
     float *dst = m->params + m->tensors[p->internal].offset + (size_t)p->row0 * p->cols;
     if (!p->transposed) return hone_st_tensor_to_f32(t, dst);
     HONE_TRY(hone_st_tensor_to_f32(t, scratch));
@@ -302,17 +319,85 @@ static hone_status load_piece(hone_model *m, const hone_checkpoint *ck, const ho
     return HONE_OK;
 }
 
-static hone_status load_weights(hone_model *m, const hone_checkpoint *ck, const char *dir) {
+/* Takes the mapped pages of a tensor that was copied out of them off this process's resident set (they stay in the
+ * page cache): the peak of a load is then about the copy's size, not the copy's and the file's. */
+static void release_pages(const hone_st_tensor *t) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), at = (uintptr_t)t->data;
+    const uintptr_t begin = (at + page - 1) & ~(page - 1), end = (at + t->nbytes) & ~(page - 1);
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
+/* A piece of a frozen matrix becomes its next part: read in place from the mapping, or for HONE_BASE_BF16 of another
+ * dtype rounded into params16 at *o16, file row by file row through `row` (in hone's layout: GPT-2's Conv1D
+ * transposed). Returns 1 in *in_place when the part reads the mapping. */
+static hone_status freeze_piece(hone_model *m, const hone_st_tensor *t, const hone_hf_piece *p, hone_base_mode mode,
+                                size_t *o16, float *row, int *in_place) {
+    if (t->dtype != HONE_DTYPE_F32 && t->dtype != HONE_DTYPE_F16 && t->dtype != HONE_DTYPE_BF16)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "%s: tensor '%s' is %s, which a frozen base cannot read in place "
+                           "(f32, f16 or bf16); load the model with base_dtype fp32", t->file_path, t->name,
+                           hone_dtype_name(t->dtype));
+    op_matrix *w = &m->tensors[p->internal].frozen;
+    HONE_ASSERT(w->n_parts < OP_MATRIX_PARTS);
+    op_matrix_part *part = &w->part[w->n_parts++];
+    *in_place = mode != HONE_BASE_BF16 || t->dtype == HONE_DTYPE_BF16;
+    if (*in_place) {
+        *part = (op_matrix_part){t->data, t->dtype, (int)p->rows, p->transposed};
+        return HONE_OK;
+    }
+    uint16_t *dst = m->params16 + *o16;
+    const int64_t n0 = t->shape[0], n1 = t->shape[1];
+    for (int64_t r = 0; r < n0; r++) {
+        hone_convert_to_f32(row, t->data + (size_t)(r * n1) * hone_dtype_size(t->dtype), t->dtype, (size_t)n1);
+        for (int64_t c = 0; c < n1; c++) dst[p->transposed ? c * n0 + r : r * n1 + c] = hone_f32_to_bf16(row[c]);
+    }
+    *part = (op_matrix_part){dst, HONE_DTYPE_BF16, (int)p->rows, 0};
+    *o16 += ((size_t)(n0 * n1) + 31) & ~(size_t)31;
+    return HONE_OK;
+}
+
+/* Reads every piece: into the fp32 parameters, or for a frozen model's matrices (mode other than HONE_BASE_FP32)
+ * as parts; *in_place counts the parts that read the mapping. */
+static hone_status load_weights(hone_model *m, const hone_checkpoint *ck, const char *dir, hone_base_mode mode,
+                                size_t *in_place) {
     int strip = m->cfg.arch == HONE_ARCH_GPT2 && !hone_checkpoint_find(ck, "transformer.wte.weight") &&
                 hone_checkpoint_find(ck, "wte.weight");
-    size_t max_piece = 0;
-    for (size_t i = 0; i < m->n_pieces; i++)
-        if (m->pieces[i].transposed && (size_t)(m->pieces[i].rows * m->pieces[i].cols) > max_piece)
-            max_piece = (size_t)(m->pieces[i].rows * m->pieces[i].cols);
+    /* scratch for an fp32 transposed piece, a file row of a frozen one, and params16's size (bf16 of other dtypes) */
+    size_t max_piece = 0, n16 = 0;
+    for (size_t i = 0; i < m->n_pieces; i++) {
+        const hone_hf_piece *p = &m->pieces[i];
+        const size_t n = (size_t)(p->rows * p->cols);
+        if (!m->n_frozen || !model_is_base_matrix(m, (size_t)p->internal)) {
+            if (p->transposed && n > max_piece) max_piece = n;
+            continue;
+        }
+        const size_t file_row = (size_t)(p->transposed ? p->rows : p->cols);
+        if (file_row > max_piece) max_piece = file_row;
+        const hone_st_tensor *t = hone_checkpoint_find(ck, checkpoint_name(m, p->hf_name, strip));
+        if (mode == HONE_BASE_BF16 && t && t->dtype != HONE_DTYPE_BF16) n16 += (n + 31) & ~(size_t)31;
+    }
     float *scratch = max_piece ? malloc(max_piece * sizeof(float)) : NULL;
-    if (max_piece && !scratch) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    /* not hone_alloc, which zeroes it: the conversion writes every page */
+    if (n16) m->params16 = aligned_alloc(64, n16 * sizeof(uint16_t));
+    if ((max_piece && !scratch) || (n16 && !m->params16)) {
+        free(scratch);
+        return hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    }
     hone_status st = HONE_OK;
-    for (size_t i = 0; i < m->n_pieces && st == HONE_OK; i++) st = load_piece(m, ck, &m->pieces[i], strip, scratch);
+    size_t o16 = 0;
+    *in_place = 0;
+    for (size_t i = 0; i < m->n_pieces && st == HONE_OK; i++) {
+        const hone_hf_piece *p = &m->pieces[i];
+        const hone_st_tensor *t;
+        st = find_piece(m, ck, p, strip, &t);
+        if (st != HONE_OK) break;
+        int mapped = 0;
+        if (m->n_frozen && model_is_base_matrix(m, (size_t)p->internal))
+            st = freeze_piece(m, t, p, mode, &o16, scratch, &mapped);
+        else
+            st = load_piece(m, t, p, scratch);
+        if (mapped) *in_place += 1;
+        else release_pages(t);
+    }
     free(scratch);
     HONE_TRY(st);
     /* Every tensor of the checkpoint must have been used: a leftover means an architecture variant this
@@ -333,7 +418,8 @@ static hone_status load_weights(hone_model *m, const hone_checkpoint *ck, const 
     return HONE_OK;
 }
 
-hone_status hone_model_load(hone_model **out, const char *dir) {
+/* A frozen model keeps the checkpoint open while its matrices read the mapping. */
+hone_status hone_model_load_frozen(hone_model **out, const char *dir, hone_base_mode mode) {
     *out = NULL;
     char *config_path = hone_path_join(dir, "config.json");
     char *text = NULL;
@@ -345,34 +431,47 @@ hone_status hone_model_load(hone_model **out, const char *dir) {
         free(text);
         return st;
     }
-    hone_checkpoint ck;
-    st = hone_checkpoint_open(&ck, dir);
+    hone_checkpoint *ck = calloc(1, sizeof *ck);
+    st = ck ? hone_checkpoint_open(ck, dir) : hone_errorf(HONE_ERR_NOMEM, "out of memory");
     if (st != HONE_OK) {
+        free(ck);
         free(text);
         return st;
     }
     hone_model *m = NULL;
-    st = model_new(&m, &cfg);
-    if (st == HONE_OK) st = load_weights(m, &ck, dir);
-    hone_checkpoint_close(&ck);
+    size_t in_place = 0;
+    st = model_new(&m, &cfg, mode != HONE_BASE_FP32);
+    if (st == HONE_OK) st = load_weights(m, ck, dir, mode, &in_place);
+    if (st == HONE_OK && in_place) {
+        m->mapped = ck;
+    } else {
+        hone_checkpoint_close(ck);
+        free(ck);
+    }
     if (st != HONE_OK) {
         free(text);
         hone_model_free(m);
         return st;
     }
+    model_carve(m, m->params, &m->w);
     m->source_dir = strdup(dir);
     m->source_config = text;
     *out = m;
     return HONE_OK;
 }
 
+hone_status hone_model_load(hone_model **out, const char *dir) {
+    return hone_model_load_frozen(out, dir, HONE_BASE_FP32);
+}
+
 hone_status hone_model_read_weights(hone_model *m, const char *dir) {
-    if (m->params16)
-        return hone_errorf(HONE_ERR_UNSUPPORTED, "%s: cannot read fp32 weights into a model whose base is kept in "
-                           "bf16; load the model again", dir);
+    if (m->n_frozen)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "%s: cannot read fp32 weights into a model whose base is frozen "
+                           "(base_dtype bf16 or auto); load the model again", dir);
     hone_checkpoint ck;
+    size_t in_place;
     HONE_TRY(hone_checkpoint_open(&ck, dir));
-    hone_status st = load_weights(m, &ck, dir);
+    hone_status st = load_weights(m, &ck, dir, HONE_BASE_FP32, &in_place);
     hone_checkpoint_close(&ck);
     return st;
 }
@@ -385,11 +484,12 @@ hone_status hone_model_hf_tensor_get(const hone_model *m, const char *name, int 
     for (size_t i = 0; i < m->n_pieces; i++) {
         const hone_hf_piece *p = &m->pieces[i];
         if (strcmp(p->hf_name, name)) continue;
-        if (m->tensors[p->internal].bf16 && !from_grads) {
-            const uint16_t *src = m->params16 + m->tensors[p->internal].offset + (size_t)p->row0 * p->cols;
-            for (int64_t r = 0; r < p->rows; r++)
-                for (int64_t c = 0; c < p->cols; c++)
-                    out[p->transposed ? c * p->rows + r : r * p->cols + c] = hone_bf16_to_f32(src[r * p->cols + c]);
+        const op_matrix *w = &m->tensors[p->internal].frozen;
+        if (w->n_parts && !from_grads) {
+            const int r0 = (int)p->row0, rows = (int)p->rows, cols = (int)p->cols;
+            if (!p->transposed) op_matrix_widen(out, w, r0, rows, 0, cols, cols);
+            else /* out [cols, rows]: column c of the rows is out's row c */
+                for (int c = 0; c < cols; c++) op_matrix_widen(out + (size_t)c * rows, w, r0, rows, c, 1, cols);
             return HONE_OK;
         }
         const float *src = base + m->tensors[p->internal].offset + (size_t)p->row0 * p->cols;

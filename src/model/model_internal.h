@@ -4,6 +4,7 @@
 #define HONE_MODEL_INTERNAL_H
 
 #include "hone/model.h"
+#include "hone/safetensors.h"
 #include "tensor/ops.h"
 
 /* Named views into one parameter-shaped buffer (parameters or gradients). NULL where the architecture has
@@ -34,7 +35,8 @@ typedef struct {
     int ndim;
     int64_t shape[2];
     size_t offset, size;
-    int bf16; /* kept in bf16 (a frozen base, hone_model_set_base_dtype): offset is into params16, not params */
+    op_matrix frozen; /* n_parts > 0: a matrix of a frozen base, read where it lies (the mapped checkpoint or params16)
+                         instead of from params; offset is then meaningless */
 } hone_param_tensor;
 
 /* Where a Hugging Face tensor lives: rows [row0, row0 + rows) of an internal tensor, transposed when the
@@ -75,11 +77,13 @@ struct hone_model {
 
     size_t n_params;
     float *params, *grads;
-    hone_weights w, g;    /* w: NULL for tensors kept in bf16 */
-    uint16_t *params16;   /* the bf16 tensors of a bf16 base (NULL: everything is fp32) */
-    float *bf16_tile;     /* [bf16_slots, OP_BF16_TILE, widest linear input]: where each thread of the bf16 kernels
-                             widens weight rows */
-    int bf16_slots;       /* the thread count when the base went to bf16 (the kernels use at most that many) */
+    hone_weights w, g;    /* w: NULL for frozen matrices */
+    int n_frozen;         /* matrices of a frozen base (tensors[].frozen): 0 = every weight is in params */
+    uint16_t *params16;   /* frozen matrices rounded to bf16 (base_dtype bf16 of an fp32 or f16 model), or NULL */
+    hone_checkpoint *mapped; /* the checkpoint that frozen matrices are read from, kept mapped, or NULL */
+    float *tile;          /* [tile_slots, OP_FROZEN_TILE, widest matrix input]: where each thread of the frozen
+                             kernels widens weight rows */
+    int tile_slots;       /* the thread count when the base was frozen (the kernels use at most that many) */
 
     /* planned once by hone_model_prepare */
     int B, T, training;
@@ -109,8 +113,24 @@ static inline int model_fc_dim(const hone_model_config *c) {
 }
 static inline op_activation model_op_activation(const hone_model_config *c) { return (op_activation)c->activation; }
 hone_status model_alloc_grads(hone_model *m);
-/* Carves named pointers to the fp32 tensors out of a parameter-shaped buffer (NULL for bf16 ones). */
+/* Carves named pointers to the fp32 tensors out of a parameter-shaped buffer (NULL for frozen matrices). */
 void model_carve(const hone_model *m, float *base, hone_weights *w);
+/* Frozen bases (base_dtype.c). The matrices a frozen base keeps outside the fp32 buffer: every 2-D tensor but GPT-2's
+ * position embeddings (small, and added to the embedding rows in fp32). */
+int model_is_base_matrix(const hone_model *m, size_t t);
+/* Floats the other tensors (the vectors) take in a buffer of only them. */
+size_t model_vector_floats(const hone_model *m);
+/* Lays the vectors out in such a buffer, copying them from the current params into `to` when `to` is not NULL, and
+ * takes the base matrices out of the fp32 layout (and the optimizer's segments); sets n_params and n_frozen. Their
+ * tensors[].frozen are for the caller to fill; then model_alloc_tile. */
+void model_freeze_layout(hone_model *m, float *to);
+hone_status model_alloc_tile(hone_model *m);
+/* dst [rows, cols] = rows [r0, r0 + rows) of matrix tensor t, fp32 or frozen (widened) */
+void model_matrix_rows(const hone_model *m, int t, int64_t r0, int64_t rows, float *dst);
+/* The lm_head's tensor: its own, or the token embedding when tied. */
+static inline int model_lm_head_tensor(const hone_model *m) {
+    return m->global_tensor[4] >= 0 ? m->global_tensor[4] : m->global_tensor[0];
+}
 /* The base's matrices whatever dtype they are kept in (base_dtype.c). `weight` is LW_QKV_W, LW_O_W, LW_FC_W or
  * LW_PROJ_W of `layer`, its bias the next entry of the enum. The backward overwrites dx; dw and db must be NULL
  * for a bf16 weight (it is frozen). The embedding and lm_head are an attached adapter's modules_to_save copies

@@ -283,9 +283,10 @@ static hone_status lora_init(hone_adapter *a, const hone_model *m, uint64_t seed
         memset(a->params + mod->b, 0, sizeof(float) * (size_t)mod->out * a->cfg.r);
     }
     /* modules_to_save start as copies of the base's modules (PEFT's deepcopy) */
-    const size_t VC = (size_t)m->cfg.vocab_size * m->cfg.hidden_size;
-    if (a->has_embed_copy) memcpy(a->params + a->embed_copy, m->w.wte, sizeof(float) * VC);
-    if (a->has_head_copy && !shared_copy(a)) memcpy(a->params + a->head_copy, m->w.lm_head, sizeof(float) * VC);
+    const int64_t V = m->cfg.vocab_size;
+    if (a->has_embed_copy) model_matrix_rows(m, m->global_tensor[0], 0, V, a->params + a->embed_copy);
+    if (a->has_head_copy && !shared_copy(a))
+        model_matrix_rows(m, model_lm_head_tensor(m), 0, V, a->params + a->head_copy);
     return HONE_OK;
 }
 
@@ -420,9 +421,9 @@ float *adapter_lm_head_grad(const hone_model *m) {
 }
 
 hone_status lora_merge(hone_model *m, const hone_adapter *a) {
-    if (m->params16)
-        return hone_errorf(HONE_ERR_UNSUPPORTED, "cannot merge into a base kept in bf16 (the merged weights would be "
-                           "rounded); merge into the model loaded in fp32, as hone merge-adapter does");
+    if (m->n_frozen)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "cannot merge into a frozen base (base_dtype bf16 or auto: its "
+                           "matrices are read-only); merge into the model loaded in fp32, as hone merge-adapter does");
     const size_t VC = (size_t)m->cfg.vocab_size * m->cfg.hidden_size;
     /* a tied model has one tensor for both: only one shared copy can go into it */
     if (m->cfg.tie_word_embeddings && (a->has_embed_copy || a->has_head_copy) && !shared_copy(a))

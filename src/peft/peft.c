@@ -172,10 +172,6 @@ json_t *adapter_json_number(float v) {
 /* ---- create, load, save ------------------------------------------------------------------------------------ */
 
 hone_status hone_adapter_create(hone_adapter **out, const hone_model *m, const hone_peft_config *c, uint64_t seed) {
-    /* initialisation may copy fp32 base weights (modules_to_save, prompt_tuning_init) that a bf16 base no longer has */
-    if (m->params16)
-        return hone_errorf(HONE_ERR_INVALID, "create the adapter before keeping the model's base in bf16 "
-                           "(hone_model_set_base_dtype)");
     hone_adapter *a;
     HONE_TRY(adapter_new(&a, m, c));
     hone_status st = a->ops->layout(a, m);

@@ -223,7 +223,7 @@ static hone_status prompt_init(hone_adapter *a, const hone_model *m, uint64_t se
         if (id < 0 || id >= c->vocab_size)
             return hone_errorf(HONE_ERR_INVALID, "prompt_tuning_init_text: token id %d is outside the vocabulary "
                                "(size %d)", (int)id, c->vocab_size);
-        memcpy(emb + (size_t)i * C, m->w.wte + (size_t)id * C, sizeof(float) * C);
+        model_matrix_rows(m, m->global_tensor[0], id, 1, emb + (size_t)i * C);
     }
     if (a->cfg.init_text && !(a->init_text = strdup(a->cfg.init_text)))
         return hone_errorf(HONE_ERR_NOMEM, "out of memory");

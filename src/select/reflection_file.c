@@ -347,7 +347,7 @@ static hone_status write_outputs(const hone_reflect_options *o, const item *item
             json_object_set_new(sc, name, json_pack("{s:o, s:o}", "ifd", number(scores[i].ifd[w]), "rifd",
                                                     number(scores[i].rifd[w])));
             if (it->why_missing[w]) json_object_set_new(missing, name, json_string(it->why_missing[w]));
-            if (w != HONE_REFLECT_ORIG && it->text[w][1])
+            if (it->text[w][1])
                 json_object_set_new(versions, name, json_pack("{s:s, s:s}", "instruction", it->text[w][0], "output",
                                                               it->text[w][1]));
         }

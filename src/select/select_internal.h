@@ -52,6 +52,19 @@ typedef struct {
 hone_status select_json_rows_read(const char *path, select_json_rows *r);
 void select_json_rows_free(select_json_rows *r);
 
+/* ---- report pages (select_report.c) ---- */
+
+/* path (atomically): one self-contained HTML page (inline SVG, no scripts) with the shared style, <h1>title</h1>,
+ * then each section in order, an <h2> with its heading (none when the heading is NULL) and what its write puts
+ * out. The first section that fails fails the page, which is then not written. */
+hone_status select_report_page(const char *path, const char *title, const hone_report_section *sections,
+                               size_t n);
+/* text cut to 400 bytes at a UTF-8 character boundary (then "…"), HTML-escaped. */
+void select_report_text(FILE *out, const char *text);
+/* Two table cells, an example's prompt side and its answer: a row's "instruction" (with its "input") and "output",
+ * else its "messages" as JSON and an empty cell. */
+void select_report_example_cells(FILE *out, const json_t *row);
+
 /* An example and its ifd, for sorting: select_by_ifd_desc orders by descending ifd, ties in file order, so the order
  * is total and the result deterministic (a qsort comparator). */
 typedef struct {

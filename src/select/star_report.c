@@ -32,11 +32,7 @@ static hone_status write_page(FILE *out, const char *log_path, const select_json
             improved++;
         }
     }
-    fputs("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>hone select: Star-Agents</title>\n"
-          "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}</style>\n</head>\n<body>\n"
-          "<h1>Star-Agents</h1>\n<p>log: ",
-          out);
+    fputs("<p>log: ", out);
     hone_html_escape(out, log_path);
     fprintf(out, "; %zu seeds, %zu replaced by a candidate, %zu kept as they were</p>\n", n - 1, improved,
             n - 1 - improved);
@@ -55,8 +51,20 @@ static hone_status write_page(FILE *out, const char *log_path, const select_json
     const hone_chart chart = {"probability of each agent pair after each seed", "seed", "p", series, n_pairs, 0, 0};
     hone_status st = hone_svg_line_chart(out, &chart);
     free(series);
-    fputs("</body>\n</html>\n", out);
     return st;
+}
+
+typedef struct {
+    const char *log_path;
+    const select_json_rows *log;
+    const json_t *pairs;
+    double *x, *y;
+    size_t *wins;
+} star_page;
+
+static hone_status write_section(FILE *out, void *user) {
+    const star_page *p = user;
+    return write_page(out, p->log_path, p->log, p->pairs, p->x, p->y, p->wins);
 }
 
 hone_status hone_star_report_write(const char *path, const char *log_path) {
@@ -74,14 +82,9 @@ hone_status hone_star_report_write(const char *path, const char *log_path) {
     double *y = x ? malloc(n_pairs * log.n * sizeof *y) : NULL;
     size_t *wins = y ? calloc(n_pairs, sizeof *wins) : NULL;
     if (st == HONE_OK && !wins) st = hone_errorf(HONE_ERR_NOMEM, "out of memory for the report of %s", log_path);
-    char *page = NULL;
-    size_t page_size = 0;
-    FILE *out = st == HONE_OK ? open_memstream(&page, &page_size) : NULL;
-    if (st == HONE_OK && !out) st = hone_errorf(HONE_ERR_NOMEM, "out of memory writing %s", path);
-    if (st == HONE_OK) st = write_page(out, log_path, &log, pairs, x, y, wins);
-    if (out && fclose(out) != 0 && st == HONE_OK) st = hone_errorf(HONE_ERR_IO, "cannot write %s", path);
-    if (st == HONE_OK) st = hone_file_write_atomic(path, page, page_size);
-    free(page);
+    star_page sp = {log_path, &log, pairs, x, y, wins};
+    const hone_report_section page = {NULL, write_section, &sp};
+    if (st == HONE_OK) st = select_report_page(path, "Star-Agents", &page, 1);
     free(x);
     free(y);
     free(wins);

@@ -1,5 +1,6 @@
 /* Teachers: opening either kind, the batch call, and model teachers (a hone model generating in-process). The
  * endpoint client is teacher_http.c. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,10 @@ hone_status hone_teacher_open(hone_teacher **out, const hone_teacher_options *o)
     if (!o->model_dir == !o->base_url)
         return hone_errorf(HONE_ERR_INVALID, "a teacher is either a model folder or an endpoint URL: give exactly one "
                                              "of them (--teacher-model DIR or --teacher-url URL)");
-    if (o->temperature < 0 || o->max_tokens < 0)
-        return hone_errorf(HONE_ERR_INVALID, "teacher temperature and max_tokens must be >= 0 (got %g and %d)",
+    if (!(o->temperature >= 0 && isfinite(o->temperature)) || o->max_tokens < 0)
+        return hone_errorf(HONE_ERR_INVALID,
+                           "teacher temperature and max_tokens must be >= 0 (got %g and %d): temperature 0 is "
+                           "greedy",
                            (double)o->temperature, o->max_tokens);
     hone_teacher *t = calloc(1, sizeof *t);
     if (!t) return hone_errorf(HONE_ERR_NOMEM, "out of memory");
@@ -46,6 +49,16 @@ hone_status hone_teacher_open(hone_teacher **out, const hone_teacher_options *o)
     t->max_tokens = o->max_tokens ? o->max_tokens : 1024;
     t->seed = o->seed;
     hone_status st = o->model_dir ? open_model(t, o) : teacher_http_open(t, o);
+    /* Sampled replies depend on the temperature (and a model's seed): they are part of the description, which keys
+     * the reflection journal and the Star-Agents log, so that a rerun with other settings does not reuse replies. */
+    if (st == HONE_OK && t->description && t->temperature > 0) {
+        char *d;
+        const int n = t->model ? asprintf(&d, "%s at temperature %g, seed %llu", t->description, (double)t->temperature,
+                                          (unsigned long long)t->seed)
+                               : asprintf(&d, "%s at temperature %g", t->description, (double)t->temperature);
+        free(t->description);
+        t->description = n < 0 ? NULL : d;
+    }
     if (st == HONE_OK && !t->description) st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
     if (st != HONE_OK) {
         hone_teacher_free(t);

@@ -63,8 +63,6 @@ float hone_f16_to_f32(uint16_t h) {
     return bits_f32(sign | (exp + 112) << 23 | mant << 13);
 }
 
-float hone_bf16_to_f32(uint16_t b) { return bits_f32((uint32_t)b << 16); }
-
 uint16_t hone_f32_to_f16(float f) {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
@@ -84,12 +82,6 @@ uint16_t hone_f32_to_f16(float f) {
     uint32_t h = (e - 112) << 10 | (ax & 0x7fffff) >> 13, rem = ax & 0x1fff;
     if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* a carry into the exponent is the correct rounding */
     return sign | (uint16_t)h;
-}
-
-uint16_t hone_f32_to_bf16(float f) {
-    uint32_t x = f32_bits(f);
-    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* truncation could make it inf */
-    return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
 }
 
 /* Below this many elements, starting threads costs more than the conversion. */

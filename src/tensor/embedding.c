@@ -2,8 +2,6 @@
 
 #include <string.h>
 
-#include "hone/tensor.h"
-
 void op_embedding_forward(float *out, const int32_t *ids, const float *wte, const float *wpe, const int32_t *pos,
                           int N, int T, int C) {
 #pragma omp parallel for schedule(static)
@@ -19,12 +17,12 @@ void op_embedding_forward(float *out, const int32_t *ids, const float *wte, cons
     }
 }
 
-void op_embedding_forward_bf16(float *out, const int32_t *ids, const uint16_t *wte, const float *wpe,
-                               const int32_t *pos, int N, int T, int C) {
+void op_embedding_forward_frozen(float *out, const int32_t *ids, const op_matrix *wte, const float *wpe,
+                                 const int32_t *pos, int N, int T, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *o = out + (size_t)n * C;
-        hone_convert_to_f32(o, wte + (size_t)ids[n] * C, HONE_DTYPE_BF16, (size_t)C);
+        op_matrix_widen(o, wte, ids[n], 1, 0, C, C);
         if (wpe) {
             const float *p = wpe + (size_t)(pos ? pos[n] : n % T) * C;
             for (int i = 0; i < C; i++) o[i] += p[i];

@@ -7,12 +7,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hone/tensor.h"
+
+/* A frozen weight matrix w[rows, cols] read where it lies (a memory-mapped checkpoint, or a bf16 buffer): up to
+ * OP_MATRIX_PARTS ranges of rows ("parts") in order, each of its own float dtype (F32, F16, BF16), row-major
+ * [part rows, cols] or stored transposed [cols, part rows] (GPT-2's Conv1D). A fused qkv read from a checkpoint is
+ * the parts q, k and v; gate|up is gate and up. Data need not be aligned. */
+#define OP_MATRIX_PARTS 3
+typedef struct {
+    const void *data;
+    hone_dtype dtype;
+    int rows, transposed;
+} op_matrix_part;
+typedef struct {
+    op_matrix_part part[OP_MATRIX_PARTS];
+    int n_parts; /* 0: not a frozen matrix */
+} op_matrix;
+/* dst[rows, cols] (row-major) = w[r0 : r0 + rows, c0 : c0 + cols] widened to f32; w has `width` columns. One thread. */
+void op_matrix_widen(float *dst, const op_matrix *w, int r0, int rows, int c0, int cols, int width);
+
 /* out[N,C] = wte[ids[n]] (+ wpe[pos[n]] when wpe != NULL; pos NULL = n % T) */
 void op_embedding_forward(float *out, const int32_t *ids, const float *wte, const float *wpe, const int32_t *pos,
                           int N, int T, int C);
-/* The same with a bf16 wte (each row is widened to f32). */
-void op_embedding_forward_bf16(float *out, const int32_t *ids, const uint16_t *wte, const float *wpe,
-                               const int32_t *pos, int N, int T, int C);
+/* The same with a frozen wte (each row read is widened to f32). */
+void op_embedding_forward_frozen(float *out, const int32_t *ids, const op_matrix *wte, const float *wpe,
+                                 const int32_t *pos, int N, int T, int C);
 /* dwte[ids[n]] += dout[n]; dwpe[pos[n]] += dout[n] (pos NULL: n % T) */
 void op_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *ids, const int32_t *pos, int N,
                            int T, int C);
@@ -38,15 +57,16 @@ void op_linear_forward(float *out, const float *x, const float *w, const float *
 void op_linear_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
                         int N, int IC, int OC, int accumulate);
 
-/* The same with a frozen bf16 weight w[OC,IC] (a bf16 base under an adapter). No fp32 copy of w ever exists: each
- * thread widens up to OP_BF16_TILE rows of w at a time into its slot of scratch [slots, OP_BF16_TILE, IC] and
- * multiplies it with sgemm; at most `slots` threads run. Frozen: there is no dw, so the backward computes dx only
- * (+= when accumulate). */
-#define OP_BF16_TILE 256
-void op_linear_forward_bf16(float *out, const float *x, const uint16_t *w, const float *b, int N, int IC, int OC,
-                            float *scratch, int slots);
-void op_linear_backward_dx_bf16(float *dx, const float *dout, const uint16_t *w, int N, int IC, int OC, int accumulate,
-                                float *scratch, int slots);
+/* The same with a frozen weight w[OC,IC] (the base under an adapter, op_matrix). No fp32 copy of w ever exists:
+ * when every part is aligned F32 sgemm reads the parts where they lie; otherwise each thread widens up to
+ * OP_FROZEN_TILE rows of w at a time into its slot of scratch [slots, OP_FROZEN_TILE, IC] and multiplies it with
+ * sgemm; at most `slots` threads run. Frozen: there is no dw, so the backward computes dx only (+= when
+ * accumulate). */
+#define OP_FROZEN_TILE 256
+void op_linear_forward_frozen(float *out, const float *x, const op_matrix *w, const float *b, int N, int IC, int OC,
+                              float *scratch, int slots);
+void op_linear_backward_dx_frozen(float *dx, const float *dout, const op_matrix *w, int N, int IC, int OC,
+                                  int accumulate, float *scratch, int slots);
 
 /* Rotary embedding (Hugging Face rotate_half convention) applied in place to the first n_heads heads of
  * each row of x[N, stride] (head h at x + h*HD). cos/sin tables are [max_pos, HD/2]; pos[n] the position

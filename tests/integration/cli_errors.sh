@@ -19,8 +19,8 @@ expect_error "unknown command" "unknown command 'frobnicate'" "$HONE" frobnicate
 expect_error "no command at all" "usage: hone COMMAND" "$HONE"
 expect_error "misspelled option: did-you-mean" "unknown option --learning-rat (did you mean --learning-rate?)" \
     "$HONE" pretrain --model "$M" --data "$M/train.bin" --output-dir "$W/o" --learning-rat 1e-3
-expect_error "option of another command" "unknown option --max-new-tokens" \
-    "$HONE" eval --model "$M" --data "$W/ok.jsonl" --max-new-tokens 3
+expect_error "option of another command" "unknown option --temperature" \
+    "$HONE" eval --model "$M" --data "$W/ok.jsonl" --temperature 0.5
 expect_error "a bare word instead of --key value" "unexpected argument" \
     "$HONE" eval --model "$M" "$W/ok.jsonl"
 expect_error "option without its value" "--sequence-len: missing value" \

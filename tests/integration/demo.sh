@@ -1,8 +1,8 @@
 #!/bin/sh
-# hone demo --quick: every stage runs (base pretrained, scored, fine-tuned, specialists merged), the accuracy table
-# is printed, instruction tuning beats the base model, a second run reuses the base and gives the same table, and
-# the output folder holds the models, the mergekit configs (which hone merge runs to the same weights) and
-# report.html.
+# hone demo --quick: every stage runs (base pretrained, scored, fine-tuned, specialists fine-tuned from the full
+# SFT and merged over it), the accuracy table is printed, instruction tuning beats the base model, a second run
+# reuses the base and gives the same table, and the output folder holds the models, the mergekit configs (over the
+# full SFT, which hone merge runs to the same weights) and report.html.
 #
 #   sh tests/integration/demo.sh build/hone     (from the repository root)
 set -eu
@@ -18,11 +18,15 @@ check "first run: the base model is pretrained, then every stage runs and the ta
 run_ok "demo" "$HONE" demo --quick --output-dir "$W/d" --threads 1
 cp "$W/stdout" "$W/run1"
 grep -q "base model: pretraining it into $W/d/base" "$W/run1" || fail "the first run did not pretrain the base"
-for row in "base model (before)" "full SFT, all tasks" "LoRA r=16, all tasks" "specialist: reverse + sort" \
-    "specialist: add + next" "merge: task arithmetic 0.5" "merge: TIES, density 0.5"; do
+for row in "base model (before)" "full SFT, all tasks" "LoRA r=16, all tasks" "specialist: SFT + reverse, sort" \
+    "specialist: SFT + add, next" "merge over SFT: task arithmetic 0.5" "merge over SFT: TIES, density 0.2"; do
     grep -q -F "| $row" "$W/run1" || fail "the table has no row '$row': $(cat "$W/run1")"
 done
 grep -q "^| model *| *reverse *| *sort *| *add *| *next *| *mean *|$" "$W/run1" || fail "the table has no task header"
+grep -q -F 'SFT = "full SFT, all tasks" (folder sft-all)' "$W/run1" || fail "the table does not say what SFT is"
+for m in sft-reverse-sort sft-add-next; do
+    grep -q -F "from $W/d/sft-all -> $W/d/$m" "$W/run1" || fail "the specialist $m did not start from the full SFT"
+done
 echo "   ok: $(grep -c -F '| ' "$W/run1") table lines"
 
 check "instruction tuning beats the base model (mean exact match over the held-out prompts)"
@@ -42,6 +46,13 @@ for f in base/config.json base/model.safetensors base/tokenizer.json base/tokeni
 done
 grep -q "^merge_method: ties" "$W/d/merge-ties.yaml" || fail "merge-ties.yaml is not a TIES config"
 grep -q "density:" "$W/d/merge-ties.yaml" || fail "merge-ties.yaml has no density"
+for f in merge-ties.yaml merge-task-arithmetic.yaml; do
+    grep -q "^base_model: $W/d/sft-all$" "$W/d/$f" || fail "$f is not taken over the full SFT: $(cat "$W/d/$f")"
+    for m in sft-reverse-sort sft-add-next; do
+        grep -q "^  - model: $W/d/$m$" "$W/d/$f" || fail "$f does not merge $m: $(cat "$W/d/$f")"
+    done
+done
+grep -q "merges add their task vectors" "$W/d/report.html" || fail "report.html does not say what the merges are over"
 grep -q "<svg" "$W/d/report.html" || fail "report.html has no chart"
 grep -q "full SFT, all tasks" "$W/d/report.html" || fail "report.html has no accuracy table"
 echo "   ok"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # hone merge-moe end to end: a mergekit-moe config through the CLI (Mixtral config.json, weights, tokenizer,
-# progress, JSON summary), sharding, --out-dtype, and error exits.
+# progress, JSON summary), sharding, --out-dtype, noise_scale with --seed, and error exits.
 #
 #   sh tests/integration/merge_moe.sh build/hone     (from the repository root)
 set -eu
@@ -35,6 +35,25 @@ for f in "$W"/sharded/model-*.safetensors; do total=$((total + $(safetensors_val
 grep -q '"torch_dtype": "bfloat16"' "$W/sharded/config.json" || fail "torch_dtype: $(cat "$W/sharded/config.json")"
 grep -q '"BF16"' "$W/sharded/model-00001-of-"*.safetensors || fail "the tensors are not BF16"
 echo "   ok: $total tensors in $(ls "$W"/sharded/model-*.safetensors | wc -l) shards"
+
+check "noise_scale: --seed picks the noise (the same output for a seed, another for another seed)"
+cat >"$W/noise.yaml" <<EOF
+base_model: $FIX/models/base
+gate_mode: cheap_embed
+experts:
+  - source_model: $FIX/models/expert_a
+    positive_prompts: ["math"]
+    noise_scale: 0.01
+  - source_model: $FIX/models/expert_b
+    positive_prompts: ["story"]
+EOF
+for run in a:7 b:7 c:8; do
+    run_ok "merge-moe noise_scale ${run%%:*}" "$HONE" merge-moe "$W/noise.yaml" --output-dir "$W/noise_${run%%:*}" \
+        --seed "${run#*:}" --threads 1
+done
+cmp -s "$W/noise_a/model.safetensors" "$W/noise_b/model.safetensors" || fail "--seed 7 twice gave different weights"
+! cmp -s "$W/noise_a/model.safetensors" "$W/noise_c/model.safetensors" || fail "--seed 7 and 8 gave the same weights"
+echo "   ok"
 
 expect_error "hone merge on a mergekit-moe config points to merge-moe" "hone merge-moe" \
     "$HONE" merge "$FIX/configs/hidden.yaml" --output-dir "$W/x"

@@ -1,8 +1,9 @@
 #!/bin/sh
 # hone select --method reflection against a local OpenAI-compatible endpoint (tests/helpers/fake_openai.c) with a
 # GPT-2 student: every decision follows the rule on the reported scores, replies without markers are missing
-# versions, a run killed with kill -9 resumes without asking the teacher again for journaled replies and writes
-# the same files, a failing teacher is a clear error, and a hone model can be the teacher.
+# versions, the --report page has the counts of the decisions and journal files, a run killed with kill -9 resumes
+# without asking the teacher again for journaled replies and writes the same files, a failing teacher is a clear
+# error, a hone model can be the teacher (sampling reproducibly with --seed), and an endpoint gets the temperature.
 set -eu
 . "$(dirname "$0")/lib/common.sh"
 setup "$@"
@@ -92,9 +93,49 @@ PY
 [ "$(wc -l <"$W/main.log")" -eq 35 ] || fail "the teacher answered $(wc -l <"$W/main.log") requests, expected 35"
 
 check "running again asks the teacher nothing and writes the same files"
-run_ok "rerun" $SELECT --teacher-url "$URL" --output "$W/full/kept.jsonl"
+run_ok "rerun" $SELECT --teacher-url "$URL" --output "$W/full/kept.jsonl" --report "$W/full/report.html"
 [ "$(wc -l <"$W/main.log")" -eq 35 ] || fail "a finished run asked the teacher again"
 grep -q "35 from the journal" "$W/stderr" || fail "journal not used: $(cat "$W/stderr")"
+
+# check_report DIR REPORT: REPORT is one self-contained page whose counts are those of DIR's decisions and journal.
+cat >"$W/check_report.py" <<'PY'
+import json, math, re, sys
+d = [json.loads(l) for l in open(sys.argv[1] + "/kept.decisions.jsonl")]
+journal = [json.loads(l) for l in open(sys.argv[1] + "/kept.teacher.jsonl")]
+page = open(sys.argv[2]).read()
+assert page.startswith("<!DOCTYPE html>\n") and page.endswith("</html>\n"), "not one page"
+assert "<script" not in page and not re.search(r"(src|href)=", page), "the page loads something"
+rows = {m.group(1): [int(x) for x in re.findall(r"\d+", m.group(2))]
+        for m in re.finditer(r"<tr><th>([\w ]+)</th>((?:<td>\d+</td>)+)</tr>", page)}
+nan = float("nan")
+def s(x, v, k):
+    val = x["scores"][v][k]
+    return nan if val is None else val
+want = {"examples": [len(d)], "journal replies": [len(journal)]}
+for r in ("kept", "missing", "not_improved", "ifd_gate", "rifd_gate"):
+    want[r] = [sum(x["reason"] == r for x in d)]
+for k in ("instruction", "response", "response_q"):
+    want[k] = [sum(j["request"] == k for j in journal)]
+failed = lambda x, v: x["missing"].get(v, "").startswith("teacher failed")
+want["teacher failures"] = [sum(failed(x, v) for x in d for v in ("Q", "A", "QA"))]
+for v in ("Q", "A", "QA"):
+    cand = "QA" if v == "Q" else v
+    base = lambda x: "Q" if cand == "QA" else "orig"
+    # the comparison each version is in: Q's ifd against the original's, a candidate's rifd against its base's
+    won = [x for x in d if (s(x, "Q", "ifd") > s(x, "orig", "ifd") if v == "Q" else
+                            x["version"] == v and s(x, v, "rifd") < s(x, base(x), "rifd"))]
+    want[v] = [sum(v in x["versions"] for x in d), sum(failed(x, v) for x in d),
+               sum(x["missing"].get(v, "").startswith("no ") for x in d), len(won),
+               sum(x["selected"] and x["version"] == cand for x in d)]
+for k, v in want.items():
+    assert rows.get(k) == v, (k, rows.get(k), v)
+assert page.count("<svg") == 4, page.count("<svg")
+shown = re.findall(r"<tr><td>(\d+)</td><td><b>(kept|dropped)", page)
+assert [(int(i), k == "kept") for i, k in shown] == [(x["index"], x["selected"]) for x in d][:50], shown
+PY
+check "--report: one page with the counts, histograms and examples of the decisions file and the journal"
+/usr/bin/python3 "$W/check_report.py" "$W/full" "$W/full/report.html" || fail "wrong report"
+grep -q "report: $W/full/report.html" "$W/stderr" || fail "the report was not announced: $(cat "$W/stderr")"
 
 check "kill -9 during the teacher phase, then resume: same files, finished requests not asked again"
 start_server slow --log "$W/slow.log" --delay-ms 120
@@ -131,17 +172,22 @@ PY
 mkdir "$W/fail" "$W/model"
 expect_error "HTTP 500" "HTTP 500 after 2 attempts" $HONE select --model "$MODEL" --data "$W/fail.json" \
     --method reflection --threads 1 --teacher-url "$URL" --teacher-name t --teacher-retries 1 \
-    --output "$W/fail/kept.jsonl"
+    --output "$W/fail/kept.jsonl" --report "$W/fail/report.html"
 grep -q "2 teacher requests failed" "$W/stderr" || fail "no failure count: $(cat "$W/stderr")"
 [ -f "$W/fail/kept.decisions.jsonl" ] || fail "the examples that worked were not written"
+/usr/bin/python3 "$W/check_report.py" "$W/fail" "$W/fail/report.html" || fail "wrong report of a failed run"
+grep -q "<tr><th>teacher failures</th><td>2</td></tr>" "$W/fail/report.html" || fail "the failures are not reported"
 expect_error "no teacher" "exactly one" $HONE select --model "$MODEL" --data "$W/fail.json" --method reflection \
     --threads 1 --output "$W/x.jsonl"
 expect_error "missing key" "HONE_NO_SUCH_KEY is not set" $HONE select --model "$MODEL" --data "$W/fail.json" \
     --method reflection --threads 1 --teacher-url "$URL" --teacher-name t --teacher-api-key-env HONE_NO_SUCH_KEY \
     --output "$W/x.jsonl"
-expect_error "a report with reflection" "--report is not supported yet with --method reflection" $HONE select \
+expect_error "negative temperature" "a finite --teacher-temperature >= 0" $HONE select --model "$MODEL" \
+    --data "$W/fail.json" --method reflection --threads 1 --teacher-url "$URL" --teacher-name t \
+    --teacher-temperature -1 --output "$W/x.jsonl"
+expect_error "a seed that seeds nothing" "needs --teacher-model and --teacher-temperature > 0" $HONE select \
     --model "$MODEL" --data "$W/fail.json" --method reflection --threads 1 --teacher-url "$URL" --teacher-name t \
-    --report "$W/x.html" --output "$W/x.jsonl"
+    --teacher-temperature 0.5 --seed 3 --output "$W/x.jsonl"
 
 check "a hone model as the teacher (greedy): its replies are journaled; without markers every version is missing"
 $PY - "$W/data.json" "$W/three.json" <<'PY'
@@ -160,4 +206,35 @@ PY
 run_ok "model teacher again" $HONE select --model "$MODEL" --data "$W/three.json" --method reflection --threads 1 \
     --teacher-model "$MODEL" --teacher-max-tokens 8 --output "$W/model/kept.jsonl"
 grep -q "6 from the journal" "$W/stderr" || fail "the model teacher's replies were not reused: $(cat "$W/stderr")"
+
+check "a sampling model teacher is seeded: the same seed gives the same replies, another seed others"
+MT="$HONE select --model $MODEL --data $W/three.json --method reflection --threads 1 --teacher-model $MODEL
+    --teacher-max-tokens 8 --teacher-temperature 1"
+mkdir "$W/s7" "$W/s7b"
+run_ok "seed 7" $MT --seed 7 --output "$W/s7/kept.jsonl"
+run_ok "seed 7 again" $MT --seed 7 --output "$W/s7b/kept.jsonl"
+cmp -s "$W/s7/kept.teacher.jsonl" "$W/s7b/kept.teacher.jsonl" || fail "same seed, other replies"
+cmp -s "$W/s7/kept.decisions.jsonl" "$W/s7b/kept.decisions.jsonl" || fail "same seed, other decisions"
+run_ok "seed 8 over the seed-7 journal" $MT --seed 8 --output "$W/s7b/kept.jsonl"
+grep -q "requests (0 from the journal" "$W/stderr" || fail "replies of another seed were reused: $(cat "$W/stderr")"
+$PY - "$W/s7" "$W/s7b" "$W/model" <<'PY' || fail "the seed or the temperature changed nothing"
+import json, sys
+# the last reply of each request wins, as when the journal is resumed
+replies = lambda d: {(j["index"], j["request"]): j["reply"] for j in map(json.loads, open(d + "/kept.teacher.jsonl"))}
+seed7, seed8, greedy = map(replies, sys.argv[1:])
+assert len(seed7) == 6 and seed8.keys() == seed7.keys() and seed8 != seed7 and seed7 != greedy, (seed7, seed8)
+PY
+
+check "an endpoint teacher gets the temperature; replies at another temperature are not reused"
+start_server temp --log "$W/temp.log"
+mkdir "$W/temp"
+run_ok "temperature 0" $HONE select --model "$MODEL" --data "$W/three.json" --method reflection --threads 1 \
+    --teacher-url "$URL" --teacher-name t --output "$W/temp/kept.jsonl"
+cp "$W/temp.log" "$W/temp0.log"
+run_ok "temperature 0.5" $HONE select --model "$MODEL" --data "$W/three.json" --method reflection --threads 1 \
+    --teacher-url "$URL" --teacher-name t --teacher-temperature 0.5 --output "$W/temp/kept.jsonl"
+grep -q "requests (0 from the journal" "$W/stderr" || fail "replies at temperature 0 were reused: $(cat "$W/stderr")"
+# the request bodies (their hashes in the log) all differ from those at temperature 0
+[ "$(wc -l <"$W/temp0.log")" -eq 9 ] && [ "$(sort -u "$W/temp.log" | wc -l)" -eq 18 ] ||
+    fail "requests: $(wc -l <"$W/temp0.log") at temperature 0, $(sort -u "$W/temp.log" | wc -l) distinct in all"
 echo "ok"

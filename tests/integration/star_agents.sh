@@ -3,7 +3,7 @@
 # (a Hugging Face-written GPT-2) against a large model (the same after two SFT steps); the log is checked against
 # the rule of ALGORITHMS.md §3 recomputed in Python (gaps, π, the winner, p += β·π then renormalised, distinct
 # pairs, the memory bank), the kept data against the log; a run cut off mid-line resumes to the same bytes; a
-# teacher judge and a failing agent; errors.
+# teacher judge and a failing agent; errors (among them an agent's temperature: another one is another log).
 set -eu
 . "$(dirname "$0")/lib/common.sh"
 setup "$@"
@@ -149,6 +149,14 @@ expect_error "unknown judge" "neither contains, equals nor the name of an agent"
     --star-judge nobody --output "$W/x.jsonl"
 expect_error "unknown pair" "star_base_pairs: 'e1/zz'" $STAR --config $W/star.yaml --star-judge contains \
     --star-base-pairs e1/zz --output "$W/x.jsonl"
+# An agent's temperature is part of what it is: a log written at another one is not resumed; a negative one is an
+# error naming the agent.
+sed 's/max_tokens: 6}/max_tokens: 6, temperature: 0.5}/' "$W/star.yaml" >"$W/hot.yaml"
+expect_error "another temperature" "written with other settings" $STAR --config $W/hot.yaml --star-judge contains \
+    --star-base-pairs g/g --output "$W/out.jsonl"
+sed 's/max_tokens: 6}/max_tokens: 6, temperature: -1}/' "$W/star.yaml" >"$W/cold.yaml"
+expect_error "negative temperature" "star_agents item 3 ('g'): teacher temperature and max_tokens must be >= 0" \
+    $STAR --config $W/cold.yaml --star-judge contains --output "$W/x.jsonl"
 expect_error "no large model" "missing required option --large-model" "$HONE" select --config "$W/star.yaml" \
     --method star-agents --model "$MODEL" --data "$W/seeds.jsonl" --star-judge contains --output "$W/x.jsonl"
 echo "ok"

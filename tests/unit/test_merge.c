@@ -1,7 +1,7 @@
 /* merge: every method against the reference of tools/make_merge_fixtures.py (mergekit semantics, float64) on
  * tiny checkpoints; parameter resolution (gradients, filters, fall-through, t per layer); sharded output and
  * its atomicity; DARE / DELLA statistics and reproducibility; block expansion (the expanded model's logits
- * equal the original's); the streaming safetensors writer; error messages. */
+ * equal the original's); the streaming safetensors writer; linear's in-place BF16 path; error messages. */
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -380,6 +380,20 @@ static void test_chat_template(void **state) {
     free(dir);
 }
 
+/* Writes model folder dst: model.safetensors holding the entries, and src's config.json (with tie_word_embeddings
+ * false when untie). */
+static void write_model_folder(const char *src, const char *dst, const hone_st_entry *e, size_t n, int untie) {
+    char *path = hone_path_join(dst, "model.safetensors");
+    TEST_OK(hone_st_write(path, e, n));
+    free(path);
+    json_t *config = test_load_json(src, "config.json");
+    if (untie) json_object_set_new(config, "tie_word_embeddings", json_false());
+    path = hone_path_join(dst, "config.json");
+    assert_int_equal(json_dump_file(config, path, 0), 0);
+    free(path);
+    json_decref(config);
+}
+
 /* Copies a tied model folder (config.json, model.safetensors) with an lm_head of its own: the embedding + 1. */
 static void write_untied_copy(const char *src, const char *dst) {
     hone_checkpoint ck;
@@ -401,19 +415,91 @@ static void write_untied_copy(const char *src, const char *dst) {
                                       .ndim = 2,
                                       .shape = {wte->shape[0], wte->shape[1]},
                                       .data = data[ck.n_tensors]};
-    char *path = hone_path_join(dst, "model.safetensors");
-    TEST_OK(hone_st_write(path, e, ck.n_tensors + 1));
-    free(path);
-    json_t *config = test_load_json(src, "config.json");
-    json_object_set_new(config, "tie_word_embeddings", json_false());
-    path = hone_path_join(dst, "config.json");
-    assert_int_equal(json_dump_file(config, path, 0), 0);
-    free(path);
-    json_decref(config);
+    write_model_folder(src, dst, e, ck.n_tensors + 1, 1);
     for (size_t i = 0; i <= ck.n_tensors; i++) free(data[i]);
     free(data);
     free(e);
     hone_checkpoint_close(&ck);
+}
+
+/* Copies a model folder (config.json, model.safetensors) with its tensors rounded to BF16, plus "model.extra.weight"
+ * [300, 251] of random values: more than a streamed block of elements, an odd count. */
+static void write_bf16_copy(const char *src, const char *dst, uint64_t seed) {
+    hone_checkpoint ck;
+    TEST_OK(hone_checkpoint_open(&ck, src));
+    TEST_OK(hone_dir_create(dst));
+    hone_st_entry *e = calloc(ck.n_tensors + 1, sizeof *e);
+    uint16_t **data = calloc(ck.n_tensors + 1, sizeof *data);
+    float *extra = malloc(300 * 251 * sizeof *extra);
+    hone_rng r = hone_rng_new(seed, 7);
+    hone_rng_fill_normal(&r, extra, 300 * 251, 0.02f);
+    for (size_t i = 0; i <= ck.n_tensors; i++) {
+        const hone_st_tensor *t = i < ck.n_tensors ? ck.by_name[i] : NULL;
+        const size_t n = t ? (size_t)t->numel : 300 * 251;
+        float *x = t ? test_tensor_f32(t) : extra;
+        data[i] = malloc(n * sizeof *data[i]);
+        for (size_t j = 0; j < n; j++) data[i][j] = hone_f32_to_bf16(x[j]);
+        if (t) {
+            e[i] = (hone_st_entry){.name = t->name, .dtype = HONE_DTYPE_BF16, .ndim = t->ndim, .data = data[i]};
+            memcpy(e[i].shape, t->shape, sizeof t->shape);
+            free(x);
+        } else {
+            e[i] = (hone_st_entry){.name = "model.extra.weight",
+                                   .dtype = HONE_DTYPE_BF16,
+                                   .ndim = 2,
+                                   .shape = {300, 251},
+                                   .data = data[i]};
+        }
+    }
+    write_model_folder(src, dst, e, ck.n_tensors + 1, 0);
+    for (size_t i = 0; i <= ck.n_tensors; i++) free(data[i]);
+    free(data);
+    free(extra);
+    free(e);
+    hone_checkpoint_close(&ck);
+}
+
+/* Linear reads BF16 inputs in place, converting them inside its weighted sum: the same bytes as with the inputs
+ * converted to fp32 buffers first (dtype: float32 forces that path), and the formula to fp32 rounding. */
+static void test_linear_bf16_in_place(void **state) {
+    (void)state;
+    char *dir = test_tmpdir(), *a = hone_path_join(dir, "a"), *b = hone_path_join(dir, "b");
+    char *fused = hone_path_join(dir, "fused"), *converted = hone_path_join(dir, "converted"), yaml[1024];
+    write_bf16_copy(FIX "/models/ft_a", a, 1);
+    write_bf16_copy(FIX "/models/ft_b", b, 2);
+    const char *format = "merge_method: linear\nmodels:\n  - model: %s\n    parameters: {weight: 0.3}\n"
+                         "  - model: %s\n    parameters: {weight: 0.9}\nout_dtype: bfloat16\n%s";
+    snprintf(yaml, sizeof yaml, format, a, b, "");
+    TEST_OK(run_yaml(yaml, fused));
+    snprintf(yaml, sizeof yaml, format, a, b, "dtype: float32\n");
+    TEST_OK(run_yaml(yaml, converted));
+    char *f = hone_path_join(fused, "model.safetensors"), *c = hone_path_join(converted, "model.safetensors");
+    test_assert_same_file(f, c);
+    hone_checkpoint out, in_a, in_b;
+    TEST_OK(hone_checkpoint_open(&out, fused));
+    TEST_OK(hone_checkpoint_open(&in_a, a));
+    TEST_OK(hone_checkpoint_open(&in_b, b));
+    const hone_st_tensor *t = hone_checkpoint_find(&out, "model.extra.weight");
+    assert_non_null(t);
+    assert_int_equal(t->dtype, HONE_DTYPE_BF16);
+    float *got = test_tensor_f32(t), *xa = test_tensor_f32(hone_checkpoint_find(&in_a, "model.extra.weight")),
+          *xb = test_tensor_f32(hone_checkpoint_find(&in_b, "model.extra.weight"));
+    for (int64_t j = 0; j < t->numel; j++) xa[j] = (float)((0.3 * xa[j] + 0.9 * xb[j]) / 1.2);
+    test_assert_close(got, xa, (size_t)t->numel, 1e-7f, 1.0f / 256, "model.extra.weight (bf16 rounding)");
+    free(got);
+    free(xa);
+    free(xb);
+    hone_checkpoint_close(&out);
+    hone_checkpoint_close(&in_a);
+    hone_checkpoint_close(&in_b);
+    free(f);
+    free(c);
+    test_tmpdir_remove(dir);
+    free(a);
+    free(b);
+    free(fused);
+    free(converted);
+    free(dir);
 }
 
 /* mergekit's tied_names: a tied model feeds its embedding where an untied one has lm_head. A tied reference
@@ -822,14 +908,15 @@ static void test_parse_size_dtype(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixture_cases),       cmocka_unit_test(test_thread_count_independent),
-        cmocka_unit_test(test_setting_eval),        cmocka_unit_test(test_plan_parameters),
-        cmocka_unit_test(test_sharded_output),      cmocka_unit_test(test_failure_leaves_nothing),
-        cmocka_unit_test(test_chat_template),       cmocka_unit_test(test_tied_lm_head),
-        cmocka_unit_test(test_dare_statistics),     cmocka_unit_test(test_della_statistics),
-        cmocka_unit_test(test_magnitude_selection), cmocka_unit_test(test_expand),
-        cmocka_unit_test(test_stream_writer),       cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_plan_errors),         cmocka_unit_test(test_parse_size_dtype),
+        cmocka_unit_test(test_fixture_cases),        cmocka_unit_test(test_thread_count_independent),
+        cmocka_unit_test(test_setting_eval),         cmocka_unit_test(test_plan_parameters),
+        cmocka_unit_test(test_sharded_output),       cmocka_unit_test(test_failure_leaves_nothing),
+        cmocka_unit_test(test_chat_template),        cmocka_unit_test(test_tied_lm_head),
+        cmocka_unit_test(test_dare_statistics),      cmocka_unit_test(test_della_statistics),
+        cmocka_unit_test(test_magnitude_selection),  cmocka_unit_test(test_expand),
+        cmocka_unit_test(test_stream_writer),        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_plan_errors),          cmocka_unit_test(test_parse_size_dtype),
+        cmocka_unit_test(test_linear_bf16_in_place),
     };
     hone_log_set_level(HONE_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

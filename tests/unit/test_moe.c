@@ -182,6 +182,98 @@ static void test_random_gates(void **state) {
     free(dir);
 }
 
+static const char *const noise_yaml = "base_model: " MODELS "base\n"
+                                      "gate_mode: random\n"
+                                      "experts:\n"
+                                      "  - source_model: " MODELS "expert_a\n%s"
+                                      "  - source_model: " MODELS "expert_b\n%s"
+                                      "    residual_scale: 0.5\n"
+                                      "  - source_model: " MODELS "base\n";
+
+/* Σ and Σ² of the differences (noisy - plain) / sd of one group of tensors, and their count. */
+typedef struct {
+    double sum, sum2;
+    size_t n;
+} noise_stats;
+
+static void check_noise_stats(const noise_stats *g, const char *what) {
+    double mean = g->sum / (double)g->n, sd = sqrt(g->sum2 / (double)g->n - mean * mean);
+    /* N(0, 1) draws: the mean's standard error is 1/sqrt(n), the standard deviation's about 1/sqrt(2n) */
+    if (g->n < 300 || fabs(mean) > 5 / sqrt((double)g->n) || fabs(sd - 1) > 5 / sqrt(2.0 * (double)g->n))
+        fail_msg("%s: %zu differences / expected sd: mean %g, sd %g; expected N(0, 1)", what, g->n, mean, sd);
+}
+
+/* noise_scale (mergekit's noise_and_scale): the experts' w1, w2, w3 differ from a run without it by N(0, noise_scale²)
+ * (w2 by that times residual_scale: the noise comes first); every other tensor (attention, norms, routers, an expert
+ * without noise) is bit-identical; the same for a seed, different for another. */
+static void test_noise_scale(void **state) {
+    (void)state;
+    char yaml[1024], *dir = test_tmpdir();
+    char *plain = hone_path_join(dir, "plain"), *a = hone_path_join(dir, "a"), *b = hone_path_join(dir, "b"),
+         *c = hone_path_join(dir, "c");
+    snprintf(yaml, sizeof yaml, noise_yaml, "", "");
+    TEST_OK(run_yaml(yaml, plain, 42, 0));
+    snprintf(yaml, sizeof yaml, noise_yaml, "    noise_scale: 0.01\n", "    noise_scale: 0.02\n");
+    TEST_OK(run_yaml(yaml, a, 42, 0));
+    TEST_OK(run_yaml(yaml, b, 42, 0));
+    TEST_OK(run_yaml(yaml, c, 43, 0));
+    hone_checkpoint want, got, other;
+    TEST_OK(hone_checkpoint_open(&want, plain));
+    TEST_OK(hone_checkpoint_open(&got, a));
+    TEST_OK(hone_checkpoint_open(&other, c));
+    assert_int_equal(got.n_tensors, want.n_tensors);
+    noise_stats groups[3] = {{0}}; /* expert 0; expert 1's w1 and w3; expert 1's w2 */
+    for (size_t i = 0; i < want.n_tensors; i++) {
+        const hone_st_tensor *w = want.by_name[i], *g = hone_checkpoint_find(&got, w->name);
+        const hone_st_tensor *o = hone_checkpoint_find(&other, w->name);
+        assert_non_null(g);
+        assert_non_null(o);
+        assert_int_equal(g->numel, w->numel);
+        int group = -1; /* without noise */
+        if (strstr(w->name, ".experts.0."))
+            group = 0;
+        else if (strstr(w->name, ".experts.1."))
+            group = strstr(w->name, ".w2.") ? 2 : 1;
+        if (group < 0) {
+            const int router = strstr(w->name, ".gate.weight") != NULL; /* random gates: other values for seed 43 */
+            if (memcmp(g->data, w->data, (size_t)w->numel * 4) ||
+                (!router && memcmp(o->data, w->data, (size_t)w->numel * 4)))
+                fail_msg("%s has no noise but differs from the run without noise_scale", w->name);
+            continue;
+        }
+        const double sd = group == 0 ? 0.01 : group == 1 ? 0.02 : 0.02 * 0.5;
+        float *x = test_tensor_f32(w), *y = test_tensor_f32(g), *z = test_tensor_f32(o);
+        size_t same_as_other = 0;
+        for (int64_t j = 0; j < w->numel; j++) {
+            double d = ((double)y[j] - x[j]) / sd;
+            groups[group].sum += d;
+            groups[group].sum2 += d * d;
+            same_as_other += y[j] == z[j];
+        }
+        groups[group].n += (size_t)w->numel;
+        if (same_as_other > 2) fail_msg("%s: %zu values equal with seeds 42 and 43", w->name, same_as_other);
+        free(x);
+        free(y);
+        free(z);
+    }
+    check_noise_stats(&groups[0], "expert 0 (noise_scale 0.01)");
+    check_noise_stats(&groups[1], "expert 1's w1 and w3 (noise_scale 0.02)");
+    check_noise_stats(&groups[2], "expert 1's w2 (noise_scale 0.02, residual_scale 0.5)");
+    hone_checkpoint_close(&want);
+    hone_checkpoint_close(&got);
+    hone_checkpoint_close(&other);
+    char *fa = hone_path_join(a, "model.safetensors"), *fb = hone_path_join(b, "model.safetensors");
+    test_assert_same_file(fa, fb);
+    free(fa);
+    free(fb);
+    test_tmpdir_remove(dir);
+    free(plain);
+    free(a);
+    free(b);
+    free(c);
+    free(dir);
+}
+
 /* hone_model_layer_hidden: NULL unless prepared for training; layer 0 is the embeddings, layer L the input of the
  * final norm. */
 static void test_layer_hidden(void **state) {
@@ -230,8 +322,8 @@ static void test_config_errors(void **state) {
     config_fails(BASE "gate_mode: hidden_avg\n" TWO_EXPERTS, "hidden_avg is not supported");
     config_fails(BASE "experts:\n  - source_model: x\n    positive_prompt: [a]\n  - source_model: y\n",
                  "unknown key 'positive_prompt' (did you mean 'positive_prompts'?)");
-    config_fails(BASE "experts:\n  - source_model: x\n    positive_prompts: [a]\n    noise_scale: 0.1\n",
-                 "noise_scale (Gaussian noise added to the expert's weights) is not supported");
+    config_fails(BASE "experts:\n  - source_model: x\n    positive_prompts: [a]\n    noise_scale: lots\n",
+                 "moe.yaml:5: noise_scale: expected a number");
     config_fails(BASE "architecture: qwen\n" TWO_EXPERTS, "architecture: 'qwen' is not supported");
     config_fails(BASE "shared_experts:\n  - source_model: x\n" TWO_EXPERTS, "Mixtral has no shared expert");
     config_fails(BASE "experts_per_token: 3\n" TWO_EXPERTS, "2 experts but experts_per_token 3");
@@ -284,8 +376,10 @@ static void test_model_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixture_cases), cmocka_unit_test(test_sharded_order), cmocka_unit_test(test_random_gates),
-        cmocka_unit_test(test_layer_hidden),  cmocka_unit_test(test_config_errors), cmocka_unit_test(test_model_errors),
+        cmocka_unit_test(test_fixture_cases), cmocka_unit_test(test_sharded_order),
+        cmocka_unit_test(test_random_gates),  cmocka_unit_test(test_noise_scale),
+        cmocka_unit_test(test_layer_hidden),  cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_model_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
