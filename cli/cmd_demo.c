@@ -76,8 +76,9 @@ static const demo_finetune finetunes[] = {
 };
 
 /* The merges of the two specialists over the full SFT (mergekit methods and parameters, the same for both models):
- * task arithmetic 0.5 adds the mean of the two task vectors; TIES keeps the largest fifth of each (measured on the
- * default plan: densities 0.2-0.3 keep both skills, 0.1 and 0.5 less; task arithmetic 0.6 as 0.5, 1.0 loses both). */
+ * task arithmetic 0.5 adds the mean of the two task vectors; TIES keeps the largest fifth of each. On one run of the
+ * default plan these kept both specialists' gains (densities 0.2-0.3 best; task arithmetic 1.0 lost both); on
+ * another, whose SFT ended elsewhere, no setting did (docs/PERFORMANCE.md): at this size it depends on the run. */
 typedef struct {
     const char *label, *name, *method;
     double weight, density; /* density NAN: not a parameter of the method */
