@@ -73,7 +73,8 @@ static void test_replies_and_failures(void **state) {
     (void)state;
     fake_server s;
     server_start(&s, NULL);
-    const hone_teacher_options fast = {.backoff_seconds = 0.01, .max_retries = 2, .timeout_seconds = 0.5};
+    /* the timeout leaves a busy machine 1.5 s for an ordinary reply, and is still half of @slow's 3 s */
+    const hone_teacher_options fast = {.backoff_seconds = 0.01, .max_retries = 2, .timeout_seconds = 1.5};
     const char *texts[] = {"hello", "@500 boom", "@malformed", "@slow", "@drop once", "world"};
     hone_teacher_reply r[6];
     ask(&s, fast, texts, 6, r);
@@ -100,7 +101,7 @@ static void test_replies_and_failures(void **state) {
     /* A server slower than the timeout: every attempt times out. */
     assert_int_equal(r[3].status, HONE_ERR_IO);
     assert_int_equal(r[3].attempts, 3);
-    assert_contains(r[3].error, "no reply within 0.5 s (3 attempts)");
+    assert_contains(r[3].error, "no reply within 1.5 s (3 attempts)");
     assert_contains(r[3].error, "/v1/chat/completions");
     /* A dropped connection is retried and then succeeds. */
     assert_int_equal(r[4].status, HONE_OK);
