@@ -38,6 +38,17 @@ static const char *api_key;
 static FILE *log_file;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int inflight, max_inflight, delay_ms;
+/* This thread's request has left the in-flight count: set just before its reply is sent, since the client may send
+ * its next request as soon as it has the reply, before this thread would otherwise get to count it out. */
+static _Thread_local int counted_out;
+
+static void count_out(void) {
+    if (counted_out) return;
+    counted_out = 1;
+    pthread_mutex_lock(&lock);
+    inflight--;
+    pthread_mutex_unlock(&lock);
+}
 #define MAX_SEEN 1024
 static uint64_t seen[MAX_SEEN]; /* hashes of "@429" / "@drop" messages already refused once */
 static int n_seen;
@@ -81,6 +92,7 @@ static void respond(int fd, int status, const char *extra_headers, const char *b
                          : status == 429 ? "Too Many Requests"
                                          : "Internal Server Error";
     char head[512];
+    count_out();
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%sConnection: "
                      "close\r\n\r\n",
@@ -202,9 +214,7 @@ static void *serve(void *arg) {
             answer(fd, body, len - (size_t)(body - buf), model, message);
         json_decref(req);
     }
-    pthread_mutex_lock(&lock);
-    inflight--;
-    pthread_mutex_unlock(&lock);
+    count_out();
     free(buf);
     close(fd);
     return NULL;
