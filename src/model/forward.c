@@ -36,6 +36,8 @@ void model_free_activations(hone_model *m) {
     hone_free(m->act_mem);
     free(m->row_nll);
     m->row_nll = NULL;
+    free(m->head_at);
+    m->head_at = NULL;
     free(m->resid);
     free(m->acts);
     m->act_mem = NULL;
@@ -82,7 +84,8 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     /* Sizes in floats, each rounded to 16 floats (64 bytes). */
 #define R16(x) (((x) + 15) & ~(size_t)15)
     size_t per_set = R16(N * C) * 3 + R16(N) * 4 + R16(N * QKV) + R16(ATT) + R16(N * Q) + R16(N * F) + R16(N * IM);
-    size_t total = resid_bufs * R16(N * C) + sets * per_set + R16(N * C) + 2 * R16(N) + R16((size_t)chunk * V);
+    size_t total = resid_bufs * R16(N * C) + sets * per_set + R16(N * C) + 2 * R16(N) + R16((size_t)chunk * V) +
+                   R16((size_t)chunk * C);
     if (training)
         total += R16(N * C) * 3 + R16(N * QKV) + R16(N * Q) + R16(N * F) + R16(N * IM) + R16(op_norm_scratch_floats(C)) +
                  R16(op_attention_prefix_scratch_floats(B, T, c->num_heads, NP));
@@ -90,7 +93,8 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     m->resid = calloc(L + 1, sizeof(float *));
     m->acts = calloc(L, sizeof(hone_layer_acts));
     m->row_nll = calloc((size_t)chunk, sizeof(double));
-    if (!m->act_mem || !m->resid || !m->acts || !m->row_nll) {
+    m->head_at = calloc((size_t)chunk, sizeof(int));
+    if (!m->act_mem || !m->resid || !m->acts || !m->row_nll || !m->head_at) {
         model_free_activations(m);
         return hone_errorf(HONE_ERR_NOMEM, "out of memory planning activations for batch %d × %d (%.1f GB)", B, T,
                            (double)total * 4 / 1e9);
@@ -125,6 +129,7 @@ hone_status hone_model_prepare(hone_model *m, int B, int T, int training) {
     m->lnf_mean = TAKE(N);
     m->lnf_rstd = TAKE(N);
     m->logits_chunk = TAKE((size_t)chunk * V);
+    m->head_x = TAKE((size_t)chunk * C);
     m->chunk_rows = chunk;
     if (training) {
         m->d_resid = TAKE(N * C);
@@ -269,13 +274,8 @@ static hone_status cross_entropy(hone_model *m, const int32_t *targets, float gr
         if (targets[n] != -100 && (targets[n] < 0 || targets[n] >= V))
             return hone_errorf(HONE_ERR_INVALID, "target id %d at position %d is outside the vocabulary (size %d)",
                                targets[n], n, V);
-    int *at = malloc(sizeof(int) * (size_t)m->chunk_rows); /* the positions of the gathered rows */
-    float *x = hone_alloc(sizeof(float) * (size_t)m->chunk_rows * C); /* their hidden states, then d(hidden) */
-    if (!at || !x) {
-        free(at);
-        hone_free(x);
-        return hone_errorf(HONE_ERR_NOMEM, "out of memory for the loss head");
-    }
+    int *at = m->head_at;
+    float *x = m->head_x;
     if (grad) memset(m->d_lnf, 0, sizeof(float) * (size_t)N * C);
     if (position_nll) memset(position_nll, 0, sizeof(double) * (size_t)N);
     /* an adapter freezes lm_head unless it trains a copy of it (modules_to_save) */
@@ -327,8 +327,6 @@ static hone_status cross_entropy(hone_model *m, const int32_t *targets, float gr
                 memcpy(m->d_lnf + (size_t)at[r] * C, x + (size_t)r * C, sizeof(float) * C);
         }
     }
-    free(at);
-    hone_free(x);
     out->sum_nll = sum;
     out->count = count;
     return HONE_OK;

@@ -94,6 +94,8 @@ struct hone_model {
     float *d_resid, *d_ln, *d_qkv, *d_atty, *d_fc, *d_act, *d_lnf, *norm_scratch, *attn_scratch;
     float *logits_chunk;      /* [chunk_rows, V] */
     double *row_nll;          /* [chunk_rows] */
+    int *head_at;             /* [chunk_rows]: the positions the loss head gathered */
+    float *head_x;            /* [chunk_rows, C]: their hidden states, then d(hidden) */
     int planned_threads;      /* per-thread scratch is sized for this many */
     int chunk_rows;
     const int32_t *last_ids;  /* ids of the last forward (for the embedding backward) */
