@@ -62,8 +62,7 @@ static hone_status eval_tasks(hone_model *m, const hone_settings *s, const char 
                          path, model_dir);
     if (st == HONE_OK) st = hone_chat_template_pick(&tmpl, hone_settings_str(s, "chat_template"), model_dir);
     /* the answer ends where generation stops by default: config.json's eos_token_id, else the tokenizer's EOS */
-    const int32_t eos = st == HONE_OK ? hone_model_get_config(m)->eos_token_id : -1;
-    const int32_t stop = eos >= 0 || !tok ? eos : hone_tokenizer_special(tok)->eos_id;
+    const int32_t stop = st == HONE_OK ? hone_model_eos_id(m, tok) : -1;
     if (st == HONE_OK && stop < 0)
         st = hone_errorf(HONE_ERR_INVALID,
                          "%s has no eos_token_id in config.json and its tokenizer no EOS token: "

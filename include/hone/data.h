@@ -61,6 +61,10 @@ const char *hone_token_cache_default_dir(void);
  * none. */
 hone_status hone_model_tokenizer(hone_tokenizer **out, const hone_model *m, const char *tokenizer_path);
 
+/* The model's end-of-sequence id: config.json's eos_token_id, else (tok may be NULL) the tokenizer's EOS
+ * (tokenizer_config.json, or what tokenizer.json implies); -1 when neither has one. */
+int32_t hone_model_eos_id(const hone_model *m, const hone_tokenizer *tok);
+
 /* Loads a data file for a model: token files as they are; text (.txt, JSONL {"text"}) with the tokenizer at
  * tokenizer_path (tokenizer.json or a folder), or else the model folder's tokenizer.json, and the model's EOS
  * after each document, through the token cache in cache_dir (NULL = none). *tok_out (may be NULL) receives the

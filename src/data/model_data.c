@@ -19,6 +19,11 @@ hone_status hone_model_tokenizer(hone_tokenizer **out, const hone_model *m, cons
     return present ? hone_tokenizer_load(out, dir) : HONE_OK;
 }
 
+int32_t hone_model_eos_id(const hone_model *m, const hone_tokenizer *tok) {
+    const int32_t eos = hone_model_get_config(m)->eos_token_id;
+    return eos >= 0 || !tok ? eos : hone_tokenizer_special(tok)->eos_id;
+}
+
 hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, const hone_model *m,
                                        const char *tokenizer_path, const char *cache_dir, hone_tokenizer **tok_out) {
     const hone_model_config *c = hone_model_get_config(m);
@@ -26,9 +31,7 @@ hone_status hone_tokens_load_for_model(hone_token_stream *s, const char *path, c
     if (tok_out) *tok_out = NULL;
     /* shards never need a tokenizer, so they do not pay for loading one */
     if (!hone_tokens_is_shard(path)) HONE_TRY(hone_model_tokenizer(&tok, m, tokenizer_path));
-    /* config.json without an eos_token_id: the tokenizer's (tokenizer_config.json, or what tokenizer.json implies) */
-    int32_t eos = c->eos_token_id >= 0 || !tok ? c->eos_token_id : hone_tokenizer_special(tok)->eos_id;
-    hone_text_options text = {tok, eos};
+    hone_text_options text = {tok, hone_model_eos_id(m, tok)};
     hone_status st = hone_tokens_load_cached(s, path, c->vocab_size, &text, cache_dir);
     if (st == HONE_OK && tok_out) *tok_out = tok;
     else hone_tokenizer_free(tok);
