@@ -201,6 +201,7 @@ hone_status hone_model_forward_positions(hone_model *m, const int32_t *ids, cons
     const int32_t *token_pos = prompt_forward_begin(m, pos, B, T);
     m->last_ids = ids;
     m->last_pos = token_pos;
+    m->last_attn_pos = pos;
     m->last_B = B;
     m->last_T = T;
     model_embedding_forward(m, m->resid[0], ids, token_pos, N, T);
@@ -238,28 +239,6 @@ const float *hone_model_hidden(const hone_model *m) { return m->lnf; }
 
 void hone_model_logits(hone_model *m, int row0, int n, float *out) {
     model_lm_head_forward(m, out, m->lnf + (size_t)row0 * m->cfg.hidden_size, n);
-}
-
-/* exp(x) for x <= 0, within 1 ulp of expf on [-87, 0] and 0 below -87 (where expf is under 1e-38, nothing next to
- * the row's largest term, which is 1): Cody-Waite reduction x = k ln2 + r, |r| <= ln2 / 2, Cephes' polynomial for
- * e^r, and 2^k put into the exponent bits. Written branch-free so that the head's loop over the vocabulary
- * vectorizes: glibc's expf is one call per element, which made the softmax cost as much as a fifth of the logits. */
-static inline float softmax_exp(float x) {
-    const float xc = x > -87.0f ? x : -87.0f;
-    const float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest: + 1.5 * 2^23 */
-    const float r = fmaf(k, -1.428606765330187045e-06f, fmaf(k, -0.693145751953125f, xc)); /* ln2 in two parts */
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    p = fmaf(p, r * r, r) + 1.0f;
-    const int32_t bits = ((int32_t)k + 127) << 23;
-    float two_k;
-    memcpy(&two_k, &bits, sizeof two_k);
-    const float y = p * two_k;
-    return x < -87.0f ? 0.0f : y;
 }
 
 /* The cross-entropy head over the positions that have a target (not -100): their hidden states are gathered,
@@ -300,7 +279,7 @@ static hone_status cross_entropy(hone_model *m, const int32_t *targets, float gr
             for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
             const float z_target = z[tgt];
             /* exp(z - max) kept in place for the gradient, then summed in double (two loops: both vectorize) */
-            for (int v = 0; v < V; v++) z[v] = softmax_exp(z[v] - mx);
+            for (int v = 0; v < V; v++) z[v] = op_exp(z[v] - mx);
             double se = 0;
 #pragma omp simd reduction(+ : se)
             for (int v = 0; v < V; v++) se += z[v];
@@ -388,8 +367,9 @@ hone_status hone_model_backward(hone_model *m) {
         /* attention: resmid = x + o(attn(rope(qkv(ln1(x))))) ; dres becomes d(x) */
         model_linear_backward(m, m->d_atty, g->o_w, g->o_b, dres, a->atty, l, LW_O_W, N, Q, C);
         lora_linear_backward(m, l, LW_O_W, a->atty, dres, m->d_atty, N);
-        op_attention_prefix_backward(m->d_qkv, m->d_atty, a->qkv, a->att, B, T, c->num_heads, c->num_kv_heads,
-                                     c->head_dim, model_attention_scale(c, l), m->attn_scratch, prefix_layer(m, l));
+        op_attention_prefix_backward(m->d_qkv, m->d_atty, a->qkv, a->att, m->last_attn_pos, B, T, c->num_heads,
+                                     c->num_kv_heads, c->head_dim, model_attention_scale(c, l), m->attn_scratch,
+                                     prefix_layer(m, l));
         if (c->arch == HONE_ARCH_LLAMA)
             op_rope(m->d_qkv, N, T, QKV, c->num_heads + c->num_kv_heads, c->head_dim, m->rope_cos, m->rope_sin,
                     m->last_pos, 1);

@@ -100,6 +100,7 @@ struct hone_model {
     int chunk_rows;
     const int32_t *last_ids;  /* ids of the last forward (for the embedding backward) */
     const int32_t *last_pos;  /* its position ids, or NULL for 0..T-1 */
+    const int32_t *last_attn_pos; /* the position ids its attention was masked by (before a prompt's shift) */
     int last_B, last_T;
 
     float *rope_cos, *rope_sin; /* [rope_len, HD/2] */

@@ -18,39 +18,42 @@ static inline void axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* p[i] = e^(p[i] - mx) for i in [0, len); returns their sum (vectorized: lanes sum in their own order). */
+static inline float exp_shifted_sum(float *p, int len, float mx) {
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < len; i++) {
+        p[i] = op_exp(p[i] - mx);
+        sum += p[i];
+    }
+    return sum;
+}
+
+static inline void scale_in_place(float *p, int len, float s) {
+    for (int i = 0; i < len; i++) p[i] *= s;
+}
+
 /* Softmax of scores[0..len) in place (scores already scaled). */
 static inline void softmax_inplace(float *p, int len) {
     float mx = -INFINITY;
     for (int i = 0; i < len; i++) mx = p[i] > mx ? p[i] : mx;
-    float sum = 0;
-    for (int i = 0; i < len; i++) {
-        p[i] = expf(p[i] - mx);
-        sum += p[i];
-    }
-    float inv = 1.0f / sum;
-    for (int i = 0; i < len; i++) p[i] *= inv;
+    scale_in_place(p, len, 1.0f / exp_shifted_sum(p, len, mx));
 }
 
 /* Softmax of a row of scores in place (scores already scaled) over the live entries: the n prefix slots and
- * [lo, hi]; the rest become 0. With n = 0 this is softmax_inplace on [lo, hi] bit for bit. */
-static inline void softmax_window(float *p, int n, int lo, int hi, int width) {
+ * [lo, hi]; the rest of [start, end) becomes 0 — the row's part of its sample's square, which is all that the
+ * products with V and the backward read (entries outside it are left as they are). With n = 0 this is
+ * softmax_inplace on [lo, hi] bit for bit. */
+static inline void softmax_window(float *p, int n, int start, int lo, int hi, int end) {
     float mx = -INFINITY;
     for (int i = 0; i < n; i++) mx = p[i] > mx ? p[i] : mx;
     for (int i = lo; i <= hi; i++) mx = p[i] > mx ? p[i] : mx;
-    float sum = 0;
-    for (int i = 0; i < n; i++) {
-        p[i] = expf(p[i] - mx);
-        sum += p[i];
-    }
-    for (int i = lo; i <= hi; i++) {
-        p[i] = expf(p[i] - mx);
-        sum += p[i];
-    }
-    float inv = 1.0f / sum;
-    for (int i = 0; i < n; i++) p[i] *= inv;
-    for (int i = lo; i <= hi; i++) p[i] *= inv;
-    for (int i = n; i < lo; i++) p[i] = 0;
-    for (int i = hi + 1; i < width; i++) p[i] = 0;
+    const float sum = exp_shifted_sum(p, n, mx) + exp_shifted_sum(p + lo, hi - lo + 1, mx);
+    const float inv = 1.0f / sum;
+    scale_in_place(p, n, inv);
+    scale_in_place(p + lo, hi - lo + 1, inv);
+    for (int i = start; i < lo; i++) p[i] = 0;
+    for (int i = hi + 1; i < end; i++) p[i] = 0;
 }
 
 /* Does pos[0..T) describe whole samples laid end to end (0, 1, 2, ..., 0, 1, ...)? Then a sample's tokens attend
@@ -96,12 +99,12 @@ void op_attention_prefix_forward(float *out, float *att, const float *qkv, const
             for (int s0 = 0, s1; s0 < T; s0 = s1) {
                 s1 = sample_end(row_pos, packed, s0, T);
                 const size_t at = (size_t)s0 * W + n + s0;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s1 - s0, s1 - s0, HD, scale, q + (size_t)s0 * S,
-                            S, k + (size_t)s0 * S, S, 0.0f, P + at, W);
-            }
-            for (int t = 0; t < T; t++) {
-                const int first = row_pos ? t - row_pos[t] : 0;
-                softmax_window(P + (size_t)t * W, n, n + first, n + t, W);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s1 - s0, s1 - s0, HD, scale, q + (size_t)s0 * S, S,
+                            k + (size_t)s0 * S, S, 0.0f, P + at, W);
+                for (int t = s0; t < s1; t++) {
+                    const int first = row_pos ? t - row_pos[t] : 0;
+                    softmax_window(P + (size_t)t * W, n, n + s0, n + first, n + t, n + s1);
+                }
             }
             if (n)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, n, 1.0f, P, W,
@@ -126,13 +129,16 @@ size_t op_attention_prefix_scratch_floats(int B, int T, int NH, int n) {
     return (size_t)omp_get_max_threads() * T * (n + T) + (size_t)B * NH * T * n;
 }
 
-void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                           int NH, int NKV, int HD, float scale, float *scratch) {
-    op_attention_prefix_backward(dqkv, dout, qkv, att, B, T, NH, NKV, HD, scale, scratch, NULL);
+void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const int32_t *pos,
+                           int B, int T, int NH, int NKV, int HD, float scale, float *scratch) {
+    op_attention_prefix_backward(dqkv, dout, qkv, att, pos, B, T, NH, NKV, HD, scale, scratch, NULL);
 }
 
-void op_attention_prefix_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                                  int NH, int NKV, int HD, float scale, float *scratch, const op_prefix *prefix) {
+/* The forward's blocks in reverse: for a row of packed samples every product runs over each sample's square on
+ * the diagonal only, as in the forward (which left the probabilities outside those squares unwritten). */
+void op_attention_prefix_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                  const int32_t *pos, int B, int T, int NH, int NKV, int HD, float scale,
+                                  float *scratch, const op_prefix *prefix) {
     const int S = (NH + 2 * NKV) * HD, group = NH / NKV, OS = NH * HD, n = prefix ? prefix->n : 0, W = n + T;
     /* d(score) of the prefix columns of every (batch, head), kept for the prefix gradients below */
     float *dS_prefix = scratch + (size_t)omp_get_max_threads() * T * W;
@@ -148,28 +154,45 @@ void op_attention_prefix_backward(float *dqkv, const float *dout, const float *q
             const float *v = base + (size_t)(NH + NKV) * HD + (size_t)kvh * HD;
             float *dk = dbase + (size_t)NH * HD + (size_t)kvh * HD;
             float *dv = dbase + (size_t)(NH + NKV) * HD + (size_t)kvh * HD;
+            const int32_t *row_pos = pos ? pos + (size_t)b * T : NULL;
+            const int packed = row_pos && whole_samples(row_pos, T);
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                 const float *P = att + ((size_t)b * NH + h) * T * W;
                 const float *dy = dout + (size_t)b * T * OS + (size_t)h * HD;
                 const float *q = base + (size_t)h * HD;
                 float *dq = dbase + (size_t)h * HD;
+                const float first_head = h == kvh * group ? 0.0f : 1.0f; /* the group's first head overwrites dK, dV */
                 /* dP = dY [V_prefix | V]^T, then d(score) = P * (dP - sum(P * dP)) * scale, row by row */
                 if (n)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, HD, 1.0f, dy, OS,
                                 prefix->v + (size_t)kvh * HD, prefix->stride, 0.0f, dS, W);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, 1.0f, dy, OS, v, S, 0.0f, dS + n, W);
-                for (int t = 0; t < T; t++) {
-                    const float *p = P + (size_t)t * W;
-                    float *d = dS + (size_t)t * W;
-                    float sum = 0;
-                    for (int t2 = 0; t2 <= n + t; t2++) sum += p[t2] * d[t2];
-                    for (int t2 = 0; t2 <= n + t; t2++) d[t2] = p[t2] * (d[t2] - sum) * scale;
-                    for (int t2 = n + t + 1; t2 < W; t2++) d[t2] = 0;
+                for (int s0 = 0, s1; s0 < T; s0 = s1) {
+                    s1 = sample_end(row_pos, packed, s0, T);
+                    const int L = s1 - s0;
+                    const size_t at = (size_t)s0 * W + n + s0, rows = (size_t)s0 * S;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, HD, 1.0f, dy + (size_t)s0 * OS, OS,
+                                v + rows, S, 0.0f, dS + at, W);
+                    for (int t = s0; t < s1; t++) {
+                        const float *p = P + (size_t)t * W;
+                        float *d = dS + (size_t)t * W;
+                        const int lo = n + (row_pos ? t - row_pos[t] : 0), hi = n + t;
+                        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+                        for (int i = 0; i < n; i++) sum += p[i] * d[i];
+#pragma omp simd reduction(+ : sum)
+                        for (int i = lo; i <= hi; i++) sum += p[i] * d[i];
+                        for (int i = 0; i < n; i++) d[i] = p[i] * (d[i] - sum) * scale;
+                        for (int i = lo; i <= hi; i++) d[i] = p[i] * (d[i] - sum) * scale;
+                        for (int i = n + s0; i < lo; i++) d[i] = 0;
+                        for (int i = hi + 1; i < n + s1; i++) d[i] = 0;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, HD, L, 1.0f, dS + at, W, k + rows, S,
+                                0.0f, dq + rows, S);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, HD, L, 1.0f, dS + at, W, q + rows, S,
+                                first_head, dk + rows, S);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, HD, L, 1.0f, P + at, W,
+                                dy + (size_t)s0 * OS, OS, first_head, dv + rows, S);
                 }
-                const float first = h == kvh * group ? 0.0f : 1.0f; /* the group's first head overwrites dK, dV */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, dS + n, W, k, S, 0.0f, dq, S);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, dS + n, W, q, S, first, dk, S);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HD, T, 1.0f, P + n, W, dy, OS, first, dv, S);
                 if (n) {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, n, 1.0f, dS, W,
                                 prefix->k + (size_t)kvh * HD, prefix->stride, 1.0f, dq, S);

@@ -4,8 +4,10 @@
 #ifndef HONE_OPS_H
 #define HONE_OPS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "hone/tensor.h"
 
@@ -25,6 +27,30 @@ typedef struct {
 } op_matrix;
 /* dst[rows, cols] (row-major) = w[r0 : r0 + rows, c0 : c0 + cols] widened to f32; w has `width` columns. One thread. */
 void op_matrix_widen(float *dst, const op_matrix *w, int r0, int rows, int c0, int cols, int width);
+
+/* e^x within 1 ulp of expf on [-87, 88]; 0 below -87 (where expf is under 1e-38), +inf above 88, NaN for NaN.
+ * Cody-Waite reduction x = k ln2 + r, |r| <= ln2 / 2, Cephes' polynomial for e^r, and 2^k put into the exponent
+ * bits. Branch-free, so that loops over it vectorize: glibc's expf is one call per element, which made SiLU and the
+ * softmaxes (attention, the loss head) a quarter of a small model's training step. */
+static inline float op_exp(float x) {
+    const float xc = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;          /* NaN: -87, replaced below */
+    const float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest: + 1.5 * 2^23 */
+    const float r = fmaf(k, -1.428606765330187045e-06f, fmaf(k, -0.693145751953125f, xc)); /* ln2 in two parts */
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.0f;
+    const int32_t bits = ((int32_t)k + 127) << 23; /* k in [-126, 127]: a normal power of two */
+    float two_k;
+    memcpy(&two_k, &bits, sizeof two_k);
+    float y = p * two_k;
+    y = x < -87.0f ? 0.0f : y;
+    y = x > 88.0f ? INFINITY : y;
+    return x == x ? y : x;
+}
 
 /* out[N,C] = wte[ids[n]] (+ wpe[pos[n]] when wpe != NULL; pos NULL = n % T) */
 void op_embedding_forward(float *out, const int32_t *ids, const float *wte, const float *wpe, const int32_t *pos,
@@ -76,14 +102,16 @@ void op_rope(float *x, int N, int T, int stride, int n_heads, int HD, const floa
 void op_rope_tables(float *cos_t, float *sin_t, int max_pos, int HD, float theta);
 
 /* Causal self-attention over qkv[B*T, (NH + 2*NKV)*HD] laid out q heads | k heads | v heads per row.
- * out[B*T, NH*HD]; att[B, NH, T, T] saves the probabilities (zero outside each row's window). pos[B*T] (NULL:
- * t) are position ids: the token at t attends to [t - pos, t], so rows packed with several samples whose positions
- * restart at 0 keep each sample to itself. */
+ * out[B*T, NH*HD]; att[B, NH, T, T] saves the probabilities for the backward (zero outside each row's window within
+ * its sample's square; entries outside the squares of a packed row are not written). pos[B*T] (NULL: t) are
+ * position ids: the token at t attends to [t - pos, t], so rows packed with several samples whose positions
+ * restart at 0 keep each sample to itself, and such a row costs the sum of its samples' squares. */
 void op_attention_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH, int NKV,
                           int HD, float scale);
-/* dqkv[B*T, (NH+2NKV)*HD] = gradient of qkv (overwritten). scratch: op_attention_scratch_floats(T) floats */
-void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                           int NH, int NKV, int HD, float scale, float *scratch);
+/* dqkv[B*T, (NH+2NKV)*HD] = gradient of qkv (overwritten); pos as given to the forward. scratch:
+ * op_attention_scratch_floats(T) floats */
+void op_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const int32_t *pos,
+                           int B, int T, int NH, int NKV, int HD, float scale, float *scratch);
 size_t op_attention_scratch_floats(int T);
 /* Prefix tuning: n learned key/value slots in front of every sample, seen by every query (each row's softmax runs
  * over the n slots plus its causal window). Slot i of kv head h: k + i*stride + h*HD (likewise v). dk, dv (NULL:
@@ -97,8 +125,9 @@ typedef struct {
 void op_attention_prefix_forward(float *out, float *att, const float *qkv, const int32_t *pos, int B, int T, int NH,
                                  int NKV, int HD, float scale, const op_prefix *prefix);
 /* op_attention_backward with a prefix; scratch: op_attention_prefix_scratch_floats(B, T, NH, n) floats. */
-void op_attention_prefix_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                                  int NH, int NKV, int HD, float scale, float *scratch, const op_prefix *prefix);
+void op_attention_prefix_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                  const int32_t *pos, int B, int T, int NH, int NKV, int HD, float scale,
+                                  float *scratch, const op_prefix *prefix);
 size_t op_attention_prefix_scratch_floats(int B, int T, int NH, int n);
 /* n new query rows q[n, NH*HD] at positions pos0..pos0+n-1 against cached keys/values
  * k_cache, v_cache [NKV, max_len, HD] holding positions 0..pos0+n-1. out[n, NH*HD]; scratch[n_threads * len] */

@@ -152,7 +152,7 @@ static void check_attention(int NH, int NKV) {
     float *R = randn(n_out, 1), *out = zeros(n_out), *dqkv = zeros((size_t)B * T * S);
     float *scratch = zeros(op_attention_scratch_floats(T));
     op_attention_forward(out, c.att, c.qkv, NULL, B, T, NH, NKV, HD, 0.5f);
-    op_attention_backward(dqkv, R, c.qkv, c.att, B, T, NH, NKV, HD, 0.5f, scratch);
+    op_attention_backward(dqkv, R, c.qkv, c.att, NULL, B, T, NH, NKV, HD, 0.5f, scratch);
     check_fd(attn_fwd, &c, c.qkv, dqkv, (size_t)B * T * S, R, n_out, NKV < NH ? "attention (GQA)" : "attention");
     free(c.qkv), free(c.att), free(R), free(out), free(dqkv), free(scratch);
 }
@@ -185,13 +185,13 @@ static void test_attention_prefix_backward(void **state) {
     float *scratch = zeros(op_attention_prefix_scratch_floats(B, T, NH, n));
     op_prefix px = prefix_of(&c, dprefix);
     op_attention_prefix_forward(out, c.att, c.qkv, pos, B, T, NH, NKV, HD, 0.5f, &px);
-    op_attention_prefix_backward(dqkv, R, c.qkv, c.att, B, T, NH, NKV, HD, 0.5f, scratch, &px);
+    op_attention_prefix_backward(dqkv, R, c.qkv, c.att, pos, B, T, NH, NKV, HD, 0.5f, scratch, &px);
     check_fd(prefix_attn_fwd, &c, c.qkv, dqkv, (size_t)B * T * S, R, n_out, "prefix attention dqkv");
     check_fd(prefix_attn_fwd, &c, c.prefix, dprefix, n_prefix, R, n_out, "prefix attention dprefix");
     /* the prefix gradients accumulate (+=) */
     float *twice = zeros(n_prefix);
     for (size_t i = 0; i < n_prefix; i++) twice[i] = 2 * dprefix[i];
-    op_attention_prefix_backward(dqkv, R, c.qkv, c.att, B, T, NH, NKV, HD, 0.5f, scratch, &px);
+    op_attention_prefix_backward(dqkv, R, c.qkv, c.att, pos, B, T, NH, NKV, HD, 0.5f, scratch, &px);
     test_assert_close(dprefix, twice, n_prefix, 1e-6f, 1e-6f, "prefix gradients accumulate");
     /* without a prefix the variant is plain attention, bit for bit */
     float *plain = zeros(n_out), *att = zeros((size_t)B * NH * T * T);
@@ -200,6 +200,48 @@ static void test_attention_prefix_backward(void **state) {
     assert_memory_equal(out, plain, sizeof(float) * n_out);
     free(c.qkv), free(c.att), free(c.prefix), free(R), free(out), free(dqkv), free(dprefix), free(scratch);
     free(twice), free(plain), free(att);
+}
+
+/* A row packed with several samples computes, forward and backward, what each sample computes as a row of its own;
+ * the probabilities outside the samples' squares are never read (NaN there would show). */
+static void test_attention_packed_matches_separate(void **state) {
+    (void)state;
+    const int T = 9, NH = 4, NKV = 2, HD = 3, S = (NH + 2 * NKV) * HD, OS = NH * HD;
+    const int32_t pos[9] = {0, 1, 2, 3, 0, 1, 0, 1, 2}; /* samples of 4, 2 and 3 tokens */
+    float *qkv = randn((size_t)T * S, 1), *R = randn((size_t)T * OS, 1), *att = zeros((size_t)NH * T * T);
+    for (size_t i = 0; i < (size_t)NH * T * T; i++) att[i] = NAN;
+    float *out = zeros((size_t)T * OS), *dqkv = zeros((size_t)T * S), *scratch = zeros(op_attention_scratch_floats(T));
+    op_attention_forward(out, att, qkv, pos, 1, T, NH, NKV, HD, 0.5f);
+    op_attention_backward(dqkv, R, qkv, att, pos, 1, T, NH, NKV, HD, 0.5f, scratch);
+    for (int s0 = 0, L; s0 < T; s0 += L) {
+        for (L = 1; s0 + L < T && pos[s0 + L] != 0; L++) {}
+        float *att1 = zeros((size_t)NH * L * L), *out1 = zeros((size_t)L * OS), *dqkv1 = zeros((size_t)L * S);
+        float *scratch1 = zeros(op_attention_scratch_floats(L));
+        op_attention_forward(out1, att1, qkv + (size_t)s0 * S, NULL, 1, L, NH, NKV, HD, 0.5f);
+        op_attention_backward(dqkv1, R + (size_t)s0 * OS, qkv + (size_t)s0 * S, att1, NULL, 1, L, NH, NKV, HD, 0.5f,
+                              scratch1);
+        test_assert_close(out + (size_t)s0 * OS, out1, (size_t)L * OS, 1e-6f, 1e-6f, "packed attention output");
+        test_assert_close(dqkv + (size_t)s0 * S, dqkv1, (size_t)L * S, 1e-6f, 1e-6f, "packed attention gradient");
+        free(att1), free(out1), free(dqkv1), free(scratch1);
+    }
+    free(qkv), free(R), free(att), free(out), free(dqkv), free(scratch);
+}
+
+/* op_exp, the branch-free e^x of the softmaxes and activations, against the C library's exp over its whole range. */
+static void test_exp(void **state) {
+    (void)state;
+    double worst = 0;
+    for (float x = -87.0f; x <= 88.0f; x += 0.001953125f) {
+        const double want = exp((double)x), got = op_exp(x);
+        const double ulp = nextafterf((float)want, INFINITY) - (float)want;
+        const double err = fabs(got - want) / ulp;
+        worst = err > worst ? err : worst;
+    }
+    if (worst > 1.0) fail_msg("op_exp is %.3f ulp from exp at worst (at most 1 expected)", worst);
+    assert_true(op_exp(0.0f) == 1.0f);
+    assert_true(op_exp(-87.5f) == 0.0f && op_exp(-INFINITY) == 0.0f);
+    assert_true(isinf(op_exp(88.5f)) && isinf(op_exp(INFINITY)));
+    assert_true(isnan(op_exp(NAN)));
 }
 
 /* The cached inference path computes the same outputs as the training path. */
@@ -249,7 +291,8 @@ int main(void) {
         cmocka_unit_test(test_rmsnorm_backward),    cmocka_unit_test(test_activation_backward),
         cmocka_unit_test(test_rope_backward),       cmocka_unit_test(test_attention_backward),
         cmocka_unit_test(test_attention_cached_matches_full), cmocka_unit_test(test_embedding_backward),
-        cmocka_unit_test(test_attention_prefix_backward),
+        cmocka_unit_test(test_attention_prefix_backward), cmocka_unit_test(test_attention_packed_matches_separate),
+        cmocka_unit_test(test_exp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
