@@ -1,7 +1,7 @@
 /* hone demo — the Quick start's main job, everything built in: a tiny Llama-architecture base model pretrained on
  * synthetic text (once; later runs reuse it), instruction-tuned on a synthetic multi-task suite through the same
  * path as hone sft (chat template → pack → hone_train_rows); two task specialists, short fine-tunes of that
- * instruction-tuned model on two tasks each, merged back into one model over it through the same path as hone merge
+ * instruction-tuned model on one task each, merged back into one model over it through the same path as hone merge
  * (a mergekit config → hone_merge_run); every model scored by exact match on held-out prompts, greedy generation
  * with the KV cache. Ends with the accuracy table and OUT/report.html. */
 #include <math.h>
@@ -44,21 +44,22 @@ static const demo_plan full_plan = {1200, 2000, 25, 800, 400};
 static const demo_plan quick_plan = {300, 300, 8, 400, 20};
 
 #define ALL_TASKS ((1u << HONE_TASK_COUNT) - 1)
-#define SPECIALIST_A (1u << HONE_TASK_REVERSE | 1u << HONE_TASK_SORT)
-#define SPECIALIST_B (1u << HONE_TASK_ADD | 1u << HONE_TASK_NEXT)
+#define SPECIALIST_A (1u << HONE_TASK_SORT)
+#define SPECIALIST_B (1u << HONE_TASK_ADD)
 
 /* The specialists start from the full SFT on every task, the shared instruction-tuned model, and the merges are
- * taken over it (mergekit's base_model), as merging is used in practice: fine-tunes of one instruct model. Their
- * learning rate is small so that each moves the shared model little (measured: at 1e-3 each forgets more of the
- * other tasks and the merges score lower; at 3e-4 the specialists gain less). Specialists trained from the
- * pretrained base learn their tasks from scratch, and at this size their task vectors interfere: merges of them
- * kept neither skill (docs/PERFORMANCE.md). */
+ * taken over it (mergekit's base_model), as merging is used in practice: fine-tunes of one instruct model. Each
+ * trains on its task plus as many prompts of the others (rehearsal): trained on its task alone, a model this size
+ * forgets the others, and the merges then kept less of either gain. Measured over seeds (docs/PERFORMANCE.md):
+ * specialists trained from the pretrained base (from scratch), or from the SFT without rehearsal, as LoRA adapters,
+ * or from a longer SFT (which leaves them little to gain on held-out prompts) all merged worse. */
 #define SHARED_SFT "sft-all"
 
 /* The fine-tunes, one row of the table each. */
 typedef struct {
     const char *label, *dir;
     unsigned tasks;   /* bit t: trained on task t */
+    int replay;       /* 1: also as many prompts of the other tasks, in every k-th round of the suite (rehearsal) */
     const char *from; /* NULL: starts from the base model; SHARED_SFT: a specialist, merged */
     int lora_r;       /* > 0: a LoRA adapter of this rank on every linear layer (alpha 2r), the base frozen */
     float learning_rate;
@@ -69,24 +70,24 @@ typedef struct {
 
 /* In training order: SHARED_SFT before the specialists that start from it. */
 static const demo_finetune finetunes[] = {
-    {"full SFT, all tasks", SHARED_SFT, ALL_TASKS, NULL, 0, 3e-3f, NULL},
-    {"LoRA r=16, all tasks", "lora-all", ALL_TASKS, NULL, 16, 3e-3f, "embed_tokens,lm_head"},
-    {"specialist: SFT + reverse, sort", "sft-reverse-sort", SPECIALIST_A, SHARED_SFT, 0, 5e-4f, NULL},
-    {"specialist: SFT + add, next", "sft-add-next", SPECIALIST_B, SHARED_SFT, 0, 5e-4f, NULL},
+    {"full SFT, all tasks", SHARED_SFT, ALL_TASKS, 0, NULL, 0, 3e-3f, NULL},
+    {"LoRA r=16, all tasks", "lora-all", ALL_TASKS, 0, NULL, 16, 3e-3f, "embed_tokens,lm_head"},
+    {"specialist: SFT + sort", "sft-sort", SPECIALIST_A, 1, SHARED_SFT, 0, 1e-3f, NULL},
+    {"specialist: SFT + add", "sft-add", SPECIALIST_B, 1, SHARED_SFT, 0, 1e-3f, NULL},
 };
 
 /* The merges of the two specialists over the full SFT (mergekit methods and parameters, the same for both models):
- * task arithmetic 0.5 adds the mean of the two task vectors; TIES keeps the largest fifth of each. On one run of the
- * default plan these kept both specialists' gains (densities 0.2-0.3 best; task arithmetic 1.0 lost both); on
- * another, whose SFT ended elsewhere, no setting did (docs/PERFORMANCE.md): at this size it depends on the run. */
+ * task arithmetic adds 0.7 of each task vector; TIES keeps the larger half of each (sign election, disjoint mean).
+ * At 0.2M parameters a merge keeps part of each specialist's gain, how much depending on the run
+ * (docs/PERFORMANCE.md: weights 0.5-1.0 and densities 0.2-0.5 compared over seeds). */
 typedef struct {
     const char *label, *name, *method;
     double weight, density; /* density NAN: not a parameter of the method */
 } demo_merge;
 
 static const demo_merge merges[] = {
-    {"merge over SFT: task arithmetic 0.5", "merge-task-arithmetic", "task_arithmetic", 0.5, NAN},
-    {"merge over SFT: TIES, density 0.2", "merge-ties", "ties", 1.0, 0.2},
+    {"merge over SFT: task arithmetic 0.7", "merge-task-arithmetic", "task_arithmetic", 0.7, NAN},
+    {"merge over SFT: TIES, density 0.5", "merge-ties", "ties", 1.0, 0.5},
 };
 
 #define N_FINETUNES (sizeof finetunes / sizeof finetunes[0])
@@ -327,9 +328,13 @@ static hone_status finetune(demo *d, const demo_finetune *f, int steps) {
         free(from);
         return hone_errorf(HONE_ERR_NOMEM, "out of memory");
     }
+    int own = 0;
+    for (int t = 0; t < HONE_TASK_COUNT; t++) own += f->tasks >> t & 1;
+    const size_t stride = f->replay && own ? (size_t)(HONE_TASK_COUNT - own) / (size_t)own : 0; /* item i: round i/4 */
     size_t n = 0;
     for (size_t i = 0; i < d->train.n; i++)
-        if (f->tasks >> d->train.items[i].task & 1) subset[n++] = d->seqs[i];
+        if (f->tasks >> d->train.items[i].task & 1 || (stride && i / HONE_TASK_COUNT % stride == 0))
+            subset[n++] = d->seqs[i];
     hone_train_config tc;
     hone_train_config_defaults(&tc);
     tc.sequence_len = 256;
@@ -458,7 +463,7 @@ static hone_status run(demo *d) {
     printf("[3/5] scoring the base model (greedy answers, exact match):\n");
     demo_row *base = new_row(d, "base model (before)", d->base_dir);
     HONE_TRY(evaluate_dir(d, base));
-    printf("[4/5] fine-tuning the base model on all tasks, then the full SFT on two tasks each (chat template -> "
+    printf("[4/5] fine-tuning the base model on all tasks, then the full SFT on one task each (chat template -> "
            "packed rows -> hone_train_rows, as hone sft):\n");
     for (size_t i = 0; i < N_FINETUNES; i++)
         HONE_TRY(finetune(d, &finetunes[i], finetunes[i].from ? d->plan->specialist_steps : d->plan->sft_steps));
@@ -471,7 +476,8 @@ static hone_status run(demo *d) {
     snprintf(summary, sizeof summary, "seed %llu, %d thread%s, %.0f s in all", (unsigned long long)d->seed,
              d->threads, d->threads == 1 ? "" : "s", since(d));
     snprintf(merge_note, sizeof merge_note,
-             "SFT = \"%s\" (folder %s). The specialists are fine-tunes of it on two tasks each; the merges add "
+             "SFT = \"%s\" (folder %s). The specialists are fine-tunes of it on one task each (plus as many prompts "
+             "of the others); the merges add "
              "their task vectors (specialist - SFT) to it (base_model: %s in merge-*.yaml).",
              finetunes[0].label, SHARED_SFT, SHARED_SFT);
     printf("\nexact-match accuracy on %zu held-out prompts per task:\n%s%s\n", d->plan->n_test, table, merge_note);

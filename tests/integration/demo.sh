@@ -18,13 +18,13 @@ check "first run: the base model is pretrained, then every stage runs and the ta
 run_ok "demo" "$HONE" demo --quick --output-dir "$W/d" --threads 1
 cp "$W/stdout" "$W/run1"
 grep -q "base model: pretraining it into $W/d/base" "$W/run1" || fail "the first run did not pretrain the base"
-for row in "base model (before)" "full SFT, all tasks" "LoRA r=16, all tasks" "specialist: SFT + reverse, sort" \
-    "specialist: SFT + add, next" "merge over SFT: task arithmetic 0.5" "merge over SFT: TIES, density 0.2"; do
+for row in "base model (before)" "full SFT, all tasks" "LoRA r=16, all tasks" "specialist: SFT + sort" \
+    "specialist: SFT + add" "merge over SFT: task arithmetic 0.7" "merge over SFT: TIES, density 0.5"; do
     grep -q -F "| $row" "$W/run1" || fail "the table has no row '$row': $(cat "$W/run1")"
 done
 grep -q "^| model *| *reverse *| *sort *| *add *| *next *| *mean *|$" "$W/run1" || fail "the table has no task header"
 grep -q -F 'SFT = "full SFT, all tasks" (folder sft-all)' "$W/run1" || fail "the table does not say what SFT is"
-for m in sft-reverse-sort sft-add-next; do
+for m in sft-sort sft-add; do
     grep -q -F "from $W/d/sft-all -> $W/d/$m" "$W/run1" || fail "the specialist $m did not start from the full SFT"
 done
 echo "   ok: $(grep -c -F '| ' "$W/run1") table lines"
@@ -39,7 +39,7 @@ echo "   ok: $before% -> $after%"
 check "the output folder: a Hugging Face base folder with hone's tokenizer, fine-tunes, merge configs and merges"
 for f in base/config.json base/model.safetensors base/tokenizer.json base/tokenizer_config.json \
     sft-all/model.safetensors lora-all/adapter_model.safetensors lora-all/adapter_config.json \
-    sft-reverse-sort/model.safetensors sft-add-next/model.safetensors \
+    sft-sort/model.safetensors sft-add/model.safetensors \
     merge-ties.yaml merge-ties/config.json merge-ties/tokenizer.json merge-task-arithmetic.yaml \
     merge-task-arithmetic/model.safetensors report.html; do
     [ -s "$W/d/$f" ] || fail "demo did not write $W/d/$f"
@@ -48,7 +48,7 @@ grep -q "^merge_method: ties" "$W/d/merge-ties.yaml" || fail "merge-ties.yaml is
 grep -q "density:" "$W/d/merge-ties.yaml" || fail "merge-ties.yaml has no density"
 for f in merge-ties.yaml merge-task-arithmetic.yaml; do
     grep -q "^base_model: $W/d/sft-all$" "$W/d/$f" || fail "$f is not taken over the full SFT: $(cat "$W/d/$f")"
-    for m in sft-reverse-sort sft-add-next; do
+    for m in sft-sort sft-add; do
         grep -q "^  - model: $W/d/$m$" "$W/d/$f" || fail "$f does not merge $m: $(cat "$W/d/$f")"
     done
 done
