@@ -183,7 +183,9 @@ static int same_prompts(const prompt_list *a, const prompt_list *b) {
     return 1;
 }
 
-/* mergekit's is_bad_config (without --i-understand-this-is-not-useful-without-training). */
+/* mergekit's is_bad_config (without --i-understand-this-is-not-useful-without-training), except that uniform_random
+ * gates, like random ones, need no prompts: mergekit checks the prompts of uniform_random configs, which it never
+ * reads. */
 static hone_status check_moe_config(const hone_moe_config *c) {
     if (!c->base_model) return hone_errorf(HONE_ERR_INVALID, "%s: no base_model (the attention donor)", c->path);
     if (!c->n_experts) return hone_errorf(HONE_ERR_INVALID, "%s: no experts", c->path);
