@@ -19,7 +19,8 @@ static const hone_key_spec keys[] = {
     {"top_k", HONE_KEY_INT, "0", "keep the k most likely tokens (0 = off)"},
     {"top_p", HONE_KEY_FLOAT, "1.0", "nucleus sampling mass (1 = off)"},
     {"seed", HONE_KEY_INT, "42", "sampling seed"},
-    {"stop_at_eos", HONE_KEY_BOOL, "true", "stop after the model's end-of-sequence token"},
+    {"stop_at_eos", HONE_KEY_BOOL, "true",
+     "stop after the model's end-of-sequence token (any id of config.json's eos_token_id list)"},
     {"json", HONE_KEY_BOOL, "false", "print {\"ids\": [...]} on stdout"},
     CLI_THREADS_KEY,
 };

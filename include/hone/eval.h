@@ -43,7 +43,7 @@ hone_status hone_eval_tokens(hone_model *m, const hone_token_stream *data, int s
 
 typedef struct {
     const hone_render_options *render; /* tokenizer and chat template: how a prompt is put to the model */
-    int32_t stop_id;                   /* the end-of-turn token: generation stops there */
+    int32_t stop_id;                   /* the end-of-turn token: generation stops there (and at the model's eos ids) */
     int max_new_tokens;                /* an answer that has not ended by then is wrong */
 } hone_answer_options;
 

@@ -33,6 +33,8 @@ extern "C" {
 typedef enum { HONE_ARCH_GPT2 = 0, HONE_ARCH_LLAMA = 1 } hone_arch; /* llama covers mistral and qwen2 */
 typedef enum { HONE_ACT_GELU_TANH = 0, HONE_ACT_GELU_ERF, HONE_ACT_RELU, HONE_ACT_SILU } hone_activation;
 
+#define HONE_MAX_OTHER_EOS_IDS 7
+
 typedef struct {
     char model_type[32];          /* "gpt2", "llama", "mistral", "qwen2" */
     hone_arch arch;
@@ -55,6 +57,10 @@ typedef struct {
     int scale_attn_by_inverse_layer_idx; /* GPT-2: also divide by (layer index + 1) */
     int sliding_window;           /* 0 = none; sequences longer than this are refused */
     int bos_token_id, eos_token_id; /* -1 when absent */
+    /* config.json's further end-of-sequence ids when eos_token_id is a list (Llama 3.1: <|end_of_text|>,
+     * <|eom_id|>, <|eot_id|>): eos_token_id is the first, the one text loading appends; generation stops at any */
+    int other_eos_ids[HONE_MAX_OTHER_EOS_IDS];
+    int n_other_eos_ids;
 } hone_model_config;
 
 /* Parses a Hugging Face config.json text; unsupported architectures or options are errors naming the
@@ -173,6 +179,9 @@ typedef struct {
     uint64_t seed;
     int stop_at_eos;
 } hone_sampling;
+
+/* Does id end a sequence for this model: config.json's eos_token_id or one of the others of its list? */
+int hone_model_is_eos(const hone_model *m, int32_t id);
 
 /* Called with each generated id; return non-zero to stop. */
 typedef int (*hone_token_callback)(int32_t id, void *user);

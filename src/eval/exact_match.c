@@ -22,12 +22,13 @@ static hone_status answer_one(hone_model *m, const hone_answer_options *o, const
     hone_status st = hone_render_prompt(&ex, o->render, &prompt);
     hone_example_free(&ex);
     int n_gen = 0;
-    const hone_sampling greedy = {.max_new_tokens = o->max_new_tokens, .temperature = 0, .top_p = 1};
+    /* stops at stop_id and at every id of the model's eos_token_id list */
+    const hone_sampling greedy = {.max_new_tokens = o->max_new_tokens, .temperature = 0, .top_p = 1, .stop_at_eos = 1};
     int32_t stop = o->stop_id;
     if (st == HONE_OK) st = hone_generate(m, prompt.input_ids, (int)prompt.n, &greedy, gen, &n_gen, stop_at, &stop);
     hone_sequence_free(&prompt);
     if (st != HONE_OK) return st;
-    *ended = n_gen > 0 && gen[n_gen - 1] == stop;
+    *ended = n_gen > 0 && (gen[n_gen - 1] == stop || hone_model_is_eos(m, gen[n_gen - 1]));
     size_t len;
     return hone_tokenizer_decode(o->render->tokenizer, gen, (size_t)(n_gen - *ended), 0, said, &len);
 }

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,14 +57,26 @@ static const char *get_string(const cfg_reader *r, const char *key) {
 }
 
 /* bos/eos ids may be an integer, a list (the first is used) or null. */
-static hone_status get_token_id(const cfg_reader *r, const char *key, int *out) {
+/* A token id, or a list of them: *out the first (-1 when absent), others[0, *n_others) the rest (others NULL: only
+ * the first is kept, as for bos_token_id). */
+static hone_status get_token_ids(const cfg_reader *r, const char *key, int *out, int *others, int *n_others) {
     json_t *v = json_object_get(r->root, key);
     *out = -1;
+    if (n_others) *n_others = 0;
     if (!v || json_is_null(v)) return HONE_OK;
-    if (json_is_array(v) && json_array_size(v) > 0) v = json_array_get(v, 0);
-    if (!json_is_integer(v))
-        return hone_errorf(HONE_ERR_FORMAT, "%s: field \"%s\" must be a token id or a list of them", r->path, key);
-    *out = (int)json_integer_value(v);
+    const size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    if (others && n > 1 + HONE_MAX_OTHER_EOS_IDS)
+        return hone_errorf(HONE_ERR_UNSUPPORTED, "%s: field \"%s\" lists %zu ids; hone keeps at most %d", r->path, key,
+                           n, 1 + HONE_MAX_OTHER_EOS_IDS);
+    for (size_t i = 0; i < n && (i == 0 || others); i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_integer(e) || json_integer_value(e) < INT32_MIN || json_integer_value(e) > INT32_MAX)
+            return hone_errorf(HONE_ERR_FORMAT, "%s: field \"%s\" must be a token id or a list of them", r->path, key);
+        if (i == 0)
+            *out = (int)json_integer_value(e);
+        else
+            others[(*n_others)++] = (int)json_integer_value(e);
+    }
     return HONE_OK;
 }
 
@@ -198,8 +211,12 @@ hone_status hone_model_config_parse(hone_model_config *c, const char *json_text,
                              path, type);
     }
     if (st == HONE_OK) st = get_int(&r, "vocab_size", 0, &c->vocab_size);
-    if (st == HONE_OK) st = get_token_id(&r, "bos_token_id", &c->bos_token_id);
-    if (st == HONE_OK) st = get_token_id(&r, "eos_token_id", &c->eos_token_id);
+    if (st == HONE_OK) st = get_token_ids(&r, "bos_token_id", &c->bos_token_id, NULL, NULL);
+    if (st == HONE_OK) st = get_token_ids(&r, "eos_token_id", &c->eos_token_id, c->other_eos_ids, &c->n_other_eos_ids);
+    for (int i = 0; st == HONE_OK && i < c->n_other_eos_ids; i++)
+        if (c->other_eos_ids[i] >= c->vocab_size)
+            st = hone_errorf(HONE_ERR_FORMAT, "%s: eos_token_id %d lies outside the vocabulary (size %d)", path,
+                             c->other_eos_ids[i], c->vocab_size);
     if (st == HONE_OK && !(c->norm_eps > 0 && isfinite(c->norm_eps)))
         st = hone_errorf(HONE_ERR_FORMAT, "%s: the norm epsilon must be a positive number, not %g", path,
                          (double)c->norm_eps);
@@ -290,7 +307,14 @@ char *hone_model_config_to_json(const hone_model_config *c) {
     json_object_set_new(o, "model_type", json_string(c->model_type));
     json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(o, "bos_token_id", token_id_json(c->bos_token_id));
-    json_object_set_new(o, "eos_token_id", token_id_json(c->eos_token_id));
+    if (c->n_other_eos_ids && c->eos_token_id >= 0) {
+        json_t *ids = json_array();
+        json_array_append_new(ids, json_integer(c->eos_token_id));
+        for (int i = 0; i < c->n_other_eos_ids; i++) json_array_append_new(ids, json_integer(c->other_eos_ids[i]));
+        json_object_set_new(o, "eos_token_id", ids);
+    } else {
+        json_object_set_new(o, "eos_token_id", token_id_json(c->eos_token_id));
+    }
     json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
     json_object_set_new(o, "torch_dtype", json_string("float32"));
     if (c->arch == HONE_ARCH_GPT2) {

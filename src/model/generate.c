@@ -215,7 +215,7 @@ hone_status hone_generate(hone_model *m, const int32_t *prompt, int n_prompt, co
         int32_t id = sample_token(logits, V, s, &rng, work);
         out[(*n_out)++] = id;
         if (cb && cb(id, user)) break;
-        if (s->stop_at_eos && id == m->cfg.eos_token_id) break;
+        if (s->stop_at_eos && hone_model_is_eos(m, id)) break;
         if (*n_out < s->max_new_tokens) st = hone_model_step(m, kv, &id, 1, logits);
     }
     free(logits);

@@ -589,6 +589,14 @@ hone_status hone_model_save(const hone_model *m, const char *dir) {
 /* ---- accessors ---------------------------------------------------------------------------------------------- */
 
 const hone_model_config *hone_model_get_config(const hone_model *m) { return &m->cfg; }
+
+int hone_model_is_eos(const hone_model *m, int32_t id) {
+    if (id < 0) return 0;
+    if (id == m->cfg.eos_token_id) return 1;
+    for (int i = 0; i < m->cfg.n_other_eos_ids; i++)
+        if (id == m->cfg.other_eos_ids[i]) return 1;
+    return 0;
+}
 const char *hone_model_source_dir(const hone_model *m) { return m->source_dir; }
 size_t hone_model_num_params(const hone_model *m) {
     size_t n = 0;

@@ -127,7 +127,7 @@ static void model_reply(hone_teacher *t, const hone_conversation *request, hone_
         goto done;
     }
     const int32_t last = n_gen ? gen[n_gen - 1] : -1;
-    r->truncated = n_gen == max_new && last != stop.eos_id && last != hone_model_get_config(t->model)->eos_token_id;
+    r->truncated = n_gen == max_new && last != stop.eos_id && !hone_model_is_eos(t->model, last);
     r->text = reply;
     r->status = HONE_OK;
 done:

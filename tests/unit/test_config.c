@@ -25,6 +25,41 @@ static void test_gpt2_fields(void **s) {
     assert_true(c.scale_attn_by_inverse_layer_idx);
     assert_int_equal(c.bos_token_id, 7);
     assert_int_equal(c.eos_token_id, 8);
+    assert_int_equal(c.n_other_eos_ids, 1);
+    assert_int_equal(c.other_eos_ids[0], 9);
+}
+
+/* eos_token_id as a list (Llama 3.1: [128001, 128008, 128009]): the first is eos_token_id, the others are kept and
+ * written back as the same list; too many ids, or one outside the vocabulary, is an error. */
+static void test_eos_token_id_list(void **s) {
+    (void)s;
+    const char *fmt = "{\"model_type\":\"llama\",\"vocab_size\":100,\"hidden_size\":8,\"num_attention_heads\":2,"
+                      "\"num_hidden_layers\":1,\"intermediate_size\":16,\"eos_token_id\":%s}";
+    char text[512];
+    hone_model_config c, again;
+    snprintf(text, sizeof text, fmt, "[1, 8, 9]");
+    TEST_OK(hone_model_config_parse(&c, text, "config.json"));
+    assert_int_equal(c.eos_token_id, 1);
+    assert_int_equal(c.n_other_eos_ids, 2);
+    assert_int_equal(c.other_eos_ids[0], 8);
+    assert_int_equal(c.other_eos_ids[1], 9);
+    char *json = hone_model_config_to_json(&c);
+    assert_non_null(strstr(json, "\"eos_token_id\": ["));
+    TEST_OK(hone_model_config_parse(&again, json, "written config.json"));
+    free(json);
+    assert_int_equal(again.eos_token_id, 1);
+    assert_int_equal(again.n_other_eos_ids, 2);
+    assert_int_equal(again.other_eos_ids[1], 9);
+    snprintf(text, sizeof text, fmt, "5");
+    TEST_OK(hone_model_config_parse(&c, text, "config.json"));
+    assert_int_equal(c.eos_token_id, 5);
+    assert_int_equal(c.n_other_eos_ids, 0);
+    snprintf(text, sizeof text, fmt, "[1, 2, 3, 4, 5, 6, 7, 8, 9]");
+    TEST_FAILS_WITH(hone_model_config_parse(&c, text, "config.json"), "lists 9 ids; hone keeps at most 8");
+    snprintf(text, sizeof text, fmt, "[1, 100]");
+    TEST_FAILS_WITH(hone_model_config_parse(&c, text, "config.json"), "eos_token_id 100 lies outside the vocabulary");
+    snprintf(text, sizeof text, fmt, "[1, \"x\"]");
+    TEST_FAILS_WITH(hone_model_config_parse(&c, text, "config.json"), "must be a token id or a list of them");
 }
 
 static void test_llama_family_fields(void **s) {
@@ -121,6 +156,7 @@ static void test_sliding_window_refused_when_it_matters(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2_fields),
+        cmocka_unit_test(test_eos_token_id_list),
         cmocka_unit_test(test_llama_family_fields),
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_unsupported_is_an_error),

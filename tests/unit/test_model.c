@@ -274,6 +274,33 @@ static void test_kv_cache_gpt2(void **s) { (void)s; check_kv_cache("gpt2"); }
 static void test_kv_cache_llama(void **s) { (void)s; check_kv_cache("llama"); }
 static void test_kv_cache_qwen2(void **s) { (void)s; check_kv_cache("qwen2"); }
 
+/* Generation stops at any id of config.json's eos_token_id list, not only the first: greedy ids of a model without
+ * a list, then the same weights with the third of those ids as a further eos id stop after three. */
+static void test_generation_stops_at_every_eos_id(void **s) {
+    (void)s;
+    hone_model_config c;
+    TEST_OK(hone_model_config_preset(&c, "llama-tiny"));
+    hone_model *plain, *listed;
+    TEST_OK(hone_model_create(&plain, &c, 5));
+    const int32_t prompt[3] = {1, 2, 3};
+    const hone_sampling greedy = {.max_new_tokens = 8, .temperature = 0, .top_p = 1, .stop_at_eos = 1};
+    int32_t free_run[8], stopped[8];
+    int n_free = 0, n_stopped = 0;
+    TEST_OK(hone_generate(plain, prompt, 3, &greedy, free_run, &n_free, NULL, NULL));
+    assert_int_equal(n_free, 8); /* the preset's eos id never came */
+    int first = 0;               /* the first position of free_run[2]'s value */
+    while (free_run[first] != free_run[2]) first++;
+    c.other_eos_ids[0] = free_run[2];
+    c.n_other_eos_ids = 1;
+    TEST_OK(hone_model_create(&listed, &c, 5));
+    assert_true(hone_model_is_eos(listed, free_run[2]) && !hone_model_is_eos(plain, free_run[2]));
+    TEST_OK(hone_generate(listed, prompt, 3, &greedy, stopped, &n_stopped, NULL, NULL));
+    assert_int_equal(n_stopped, first + 1);
+    assert_memory_equal(stopped, free_run, sizeof(int32_t) * (size_t)n_stopped);
+    hone_model_free(plain);
+    hone_model_free(listed);
+}
+
 /* save -> load gives bit-identical parameters and therefore the identical loss. */
 static void check_save_roundtrip(const char *name) {
     fixture f;
@@ -472,15 +499,27 @@ static void test_real_hf_checkpoints(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gpt2_forward_backward), cmocka_unit_test(test_llama_forward_backward),
-        cmocka_unit_test(test_mistral_forward_backward), cmocka_unit_test(test_qwen2_forward_backward),
-        cmocka_unit_test(test_gpt2_adamw), cmocka_unit_test(test_llama_adamw), cmocka_unit_test(test_qwen2_adamw),
-        cmocka_unit_test(test_packing_gpt2), cmocka_unit_test(test_packing_llama),
-        cmocka_unit_test(test_packing_qwen2), cmocka_unit_test(test_kv_cache_gpt2), cmocka_unit_test(test_kv_cache_llama), cmocka_unit_test(test_kv_cache_qwen2),
-        cmocka_unit_test(test_save_roundtrip_gpt2), cmocka_unit_test(test_save_roundtrip_llama),
-        cmocka_unit_test(test_save_roundtrip_qwen2), cmocka_unit_test(test_load_half_precision),
-        cmocka_unit_test(test_gpt2_without_prefix), cmocka_unit_test(test_checkpoint_mismatches_are_errors),
+        cmocka_unit_test(test_gpt2_forward_backward),
+        cmocka_unit_test(test_llama_forward_backward),
+        cmocka_unit_test(test_mistral_forward_backward),
+        cmocka_unit_test(test_qwen2_forward_backward),
+        cmocka_unit_test(test_gpt2_adamw),
+        cmocka_unit_test(test_llama_adamw),
+        cmocka_unit_test(test_qwen2_adamw),
+        cmocka_unit_test(test_packing_gpt2),
+        cmocka_unit_test(test_packing_llama),
+        cmocka_unit_test(test_packing_qwen2),
+        cmocka_unit_test(test_kv_cache_gpt2),
+        cmocka_unit_test(test_kv_cache_llama),
+        cmocka_unit_test(test_kv_cache_qwen2),
+        cmocka_unit_test(test_save_roundtrip_gpt2),
+        cmocka_unit_test(test_save_roundtrip_llama),
+        cmocka_unit_test(test_save_roundtrip_qwen2),
+        cmocka_unit_test(test_load_half_precision),
+        cmocka_unit_test(test_gpt2_without_prefix),
+        cmocka_unit_test(test_checkpoint_mismatches_are_errors),
         cmocka_unit_test(test_real_hf_checkpoints),
+        cmocka_unit_test(test_generation_stops_at_every_eos_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
