@@ -180,7 +180,8 @@ typedef struct {
     int stop_at_eos;
 } hone_sampling;
 
-/* Does id end a sequence for this model: config.json's eos_token_id or one of the others of its list? */
+/* Does id end a sequence for this model: config.json's eos_token_id (any id of its list), or, for a model loaded
+ * from a folder, generation_config.json's (as transformers' generate, e.g. Llama 3 instruct's <|eot_id|>)? */
 int hone_model_is_eos(const hone_model *m, int32_t id);
 
 /* Called with each generated id; return non-zero to stop. */

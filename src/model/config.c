@@ -1,12 +1,14 @@
 /* Hugging Face config.json → hone_model_config, presets, and back to config.json. Every field that changes
  * the math is read; anything this engine cannot honour is an error naming the field. */
 #include "hone/model.h"
+#include "model/model_internal.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     json_t *root;
@@ -78,6 +80,33 @@ static hone_status get_token_ids(const cfg_reader *r, const char *key, int *out,
             others[(*n_others)++] = (int)json_integer_value(e);
     }
     return HONE_OK;
+}
+
+hone_status model_read_generation_eos(const char *path, int vocab_size, int *ids, int *n) {
+    *n = 0;
+    char *text = NULL;
+    if (access(path, F_OK) != 0) return HONE_OK;
+    HONE_TRY(hone_file_read(path, &text, NULL));
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    free(text);
+    if (!root) return hone_errorf(HONE_ERR_FORMAT, "%s:%d: invalid JSON: %s", path, jerr.line, jerr.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return hone_errorf(HONE_ERR_FORMAT, "%s: expected a JSON object", path);
+    }
+    const cfg_reader r = {root, path};
+    hone_status st = get_token_ids(&r, "eos_token_id", &ids[0], ids + 1, n);
+    if (st == HONE_OK && ids[0] >= 0)
+        *n += 1;
+    else if (st == HONE_OK)
+        *n = 0;
+    for (int i = 0; st == HONE_OK && i < *n; i++)
+        if (ids[i] >= vocab_size)
+            st = hone_errorf(HONE_ERR_FORMAT, "%s: eos_token_id %d lies outside the vocabulary (size %d)", path, ids[i],
+                             vocab_size);
+    json_decref(root);
+    return st;
 }
 
 static hone_status parse_activation(const cfg_reader *r, const char *key, const char *name, hone_activation *out) {

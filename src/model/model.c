@@ -442,6 +442,11 @@ hone_status hone_model_load_frozen(hone_model **out, const char *dir, hone_base_
     size_t in_place = 0;
     st = model_new(&m, &cfg, mode != HONE_BASE_FP32);
     if (st == HONE_OK) st = load_weights(m, ck, dir, mode, &in_place);
+    char *generation_config = st == HONE_OK ? hone_path_join(dir, "generation_config.json") : NULL;
+    if (generation_config)
+        st = model_read_generation_eos(generation_config, cfg.vocab_size, m->generation_eos_ids,
+                                       &m->n_generation_eos_ids);
+    free(generation_config);
     if (st == HONE_OK && in_place) {
         m->mapped = ck;
     } else {
@@ -595,6 +600,8 @@ int hone_model_is_eos(const hone_model *m, int32_t id) {
     if (id == m->cfg.eos_token_id) return 1;
     for (int i = 0; i < m->cfg.n_other_eos_ids; i++)
         if (id == m->cfg.other_eos_ids[i]) return 1;
+    for (int i = 0; i < m->n_generation_eos_ids; i++)
+        if (id == m->generation_eos_ids[i]) return 1;
     return 0;
 }
 const char *hone_model_source_dir(const hone_model *m) { return m->source_dir; }

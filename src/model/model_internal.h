@@ -9,6 +9,10 @@
 
 /* Named views into one parameter-shaped buffer (parameters or gradients). NULL where the architecture has
  * no such tensor. Linear weights are [out, in]. */
+/* Reads eos_token_id (an id or a list of at most 1 + HONE_MAX_OTHER_EOS_IDS, each below vocab_size) from the JSON
+ * file at path into ids[0, *n); a missing file or key gives *n = 0. */
+hone_status model_read_generation_eos(const char *path, int vocab_size, int *ids, int *n);
+
 typedef struct {
     float *ln1_w, *ln1_b;   /* [C] (ln1_b: GPT-2) */
     float *qkv_w, *qkv_b;   /* [QKV, C], [QKV] with QKV = (NH + 2 NKV) HD: q heads | k heads | v heads */
@@ -65,6 +69,10 @@ struct hone_model {
     hone_model_config cfg;
     char *source_dir;    /* folder loaded from (tokenizer files are copied from it on save) */
     char *source_config; /* its config.json text, written back on save */
+    /* generation_config.json's eos_token_id (one or a list), which stops generation besides config.json's ids, as
+     * in transformers' generate */
+    int generation_eos_ids[1 + HONE_MAX_OTHER_EOS_IDS];
+    int n_generation_eos_ids;
 
     hone_param_tensor *tensors;
     size_t n_tensors;

@@ -274,8 +274,9 @@ static void test_kv_cache_gpt2(void **s) { (void)s; check_kv_cache("gpt2"); }
 static void test_kv_cache_llama(void **s) { (void)s; check_kv_cache("llama"); }
 static void test_kv_cache_qwen2(void **s) { (void)s; check_kv_cache("qwen2"); }
 
-/* Generation stops at any id of config.json's eos_token_id list, not only the first: greedy ids of a model without
- * a list, then the same weights with the third of those ids as a further eos id stop after three. */
+/* Generation stops at any id of config.json's eos_token_id list, not only the first, and at generation_config.json's:
+ * greedy ids of a model without a list, then the same weights with the third of those ids as a further eos id stop
+ * after three. */
 static void test_generation_stops_at_every_eos_id(void **s) {
     (void)s;
     hone_model_config c;
@@ -297,6 +298,22 @@ static void test_generation_stops_at_every_eos_id(void **s) {
     TEST_OK(hone_generate(listed, prompt, 3, &greedy, stopped, &n_stopped, NULL, NULL));
     assert_int_equal(n_stopped, first + 1);
     assert_memory_equal(stopped, free_run, sizeof(int32_t) * (size_t)n_stopped);
+    /* the same id in generation_config.json of a saved plain model (config.json: one eos id) */
+    char *dir = test_tmpdir(), *gen_config = hone_path_join(dir, "generation_config.json"), text[128];
+    TEST_OK(hone_model_save(plain, dir));
+    snprintf(text, sizeof text, "{\"bos_token_id\": 1, \"eos_token_id\": [0, %d]}", free_run[2]);
+    TEST_OK(hone_file_write_atomic(gen_config, text, strlen(text)));
+    hone_model *loaded;
+    TEST_OK(hone_model_load(&loaded, dir));
+    TEST_OK(hone_generate(loaded, prompt, 3, &greedy, stopped, &n_stopped, NULL, NULL));
+    assert_int_equal(n_stopped, first + 1);
+    hone_model_free(loaded);
+    const char *bad = "{\"eos_token_id\": \"x\"}";
+    TEST_OK(hone_file_write_atomic(gen_config, bad, strlen(bad)));
+    TEST_FAILS_WITH(hone_model_load(&loaded, dir), "generation_config.json: field \"eos_token_id\" must be");
+    test_tmpdir_remove(dir);
+    free(gen_config);
+    free(dir);
     hone_model_free(plain);
     hone_model_free(listed);
 }
