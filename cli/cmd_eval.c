@@ -43,7 +43,7 @@ static int keys_fit_mode(const hone_settings *s, int tasks) {
 
 static double share(size_t correct, size_t total) { return total ? (double)correct / (double)total : 0; }
 
-/* Greedy answers to every prompt of the --tasks file, judged by hone_eval_answer; prints the exact match per task
+/* Greedy answers to every prompt of the --tasks file, judged by hone_eval_answer_set; prints the exact match per task
  * (in the file's order of first appearance) and overall. */
 static hone_status eval_tasks(hone_model *m, const hone_settings *s, const char *model_dir) {
     hone_answer_set set;
@@ -73,18 +73,9 @@ static hone_status eval_tasks(hone_model *m, const hone_settings *s, const char 
     if (st == HONE_OK &&
         (!(correct = calloc(set.n_tasks, sizeof *correct)) || !(total = calloc(set.n_tasks, sizeof *total))))
         st = hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    if (st == HONE_OK) st = hone_eval_answer_set(m, &ao, &set, correct, total);
     size_t all_correct = 0;
-    for (size_t i = 0; st == HONE_OK && i < set.n; i++) {
-        int right;
-        st = hone_eval_answer(m, &ao, set.items[i].prompt, set.items[i].answer, &right, NULL);
-        if (st != HONE_OK) {
-            st = hone_error_context(st, "%s:%zu", path, set.items[i].line);
-            break;
-        }
-        total[set.items[i].task]++;
-        correct[set.items[i].task] += right;
-        all_correct += right;
-    }
+    for (size_t t = 0; st == HONE_OK && t < set.n_tasks; t++) all_correct += correct[t];
     json_t *o = NULL, *tasks = NULL;
     if (st == HONE_OK && hone_settings_bool(s, "json")) {
         o = json_pack("{s:f, s:I, s:I, s:o}", "exact_match", share(all_correct, set.n), "correct",

@@ -82,12 +82,18 @@ typedef struct {
     size_t n;
     char **tasks; /* the distinct task names in order of first appearance */
     size_t n_tasks;
+    char *path; /* the file it was read from (for messages) */
 } hone_answer_set;
 
 /* Reads the file; bad JSON, a missing or non-string field, an empty prompt or a file without rows is an error
  * naming FILE:LINE and the field. On error *out is left empty. */
 hone_status hone_answer_set_load(hone_answer_set *out, const char *path);
 void hone_answer_set_free(hone_answer_set *s);
+
+/* Every item of the set asked and judged as hone_eval_answer does (hone eval --tasks): correct[t] and total[t] for
+ * each task t (set->n_tasks slots each, overwritten). An error names the item's FILE:LINE. */
+hone_status hone_eval_answer_set(hone_model *m, const hone_answer_options *o, const hone_answer_set *set,
+                                 size_t *correct, size_t *total);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@ void hone_answer_set_free(hone_answer_set *s) {
     for (size_t i = 0; i < s->n_tasks; i++) free(s->tasks[i]);
     free(s->items);
     free(s->tasks);
+    free(s->path);
     memset(s, 0, sizeof *s);
 }
 
@@ -81,7 +82,8 @@ hone_status hone_answer_set_load(hone_answer_set *out, const char *path) {
     size_t lines = 0;
     for (size_t i = 0; i < f.size; i++) lines += text[i] == '\n';
     out->items = calloc(lines + 1, sizeof *out->items);
-    hone_status st = out->items ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "out of memory");
+    out->path = strdup(path);
+    hone_status st = out->items && out->path ? HONE_OK : hone_errorf(HONE_ERR_NOMEM, "out of memory");
     size_t pos = 0, line_no = 0;
     hone_line l;
     while (st == HONE_OK && hone_next_lines(text, f.size, &pos, &line_no, &l, 1)) {

@@ -74,3 +74,18 @@ hone_status hone_eval_exact_match(hone_model *m, const hone_answer_options *o, c
     }
     return st;
 }
+
+hone_status hone_eval_answer_set(hone_model *m, const hone_answer_options *o, const hone_answer_set *set,
+                                 size_t *correct, size_t *total) {
+    memset(correct, 0, set->n_tasks * sizeof *correct);
+    memset(total, 0, set->n_tasks * sizeof *total);
+    for (size_t i = 0; i < set->n; i++) {
+        const hone_answer_item *it = &set->items[i];
+        int right;
+        hone_status st = hone_eval_answer(m, o, it->prompt, it->answer, &right, NULL);
+        if (st != HONE_OK) return hone_error_context(st, "%s:%zu", set->path, it->line);
+        total[it->task]++;
+        correct[it->task] += right;
+    }
+    return HONE_OK;
+}

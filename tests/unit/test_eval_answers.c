@@ -101,6 +101,7 @@ static void test_suite_round_trip(void **state) {
     hone_answer_set s;
     TEST_OK(hone_answer_set_load(&s, path));
     assert_int_equal(s.n, train.n);
+    assert_string_equal(s.path, path);
     assert_int_equal(s.n_tasks, HONE_TASK_COUNT);
     for (size_t t = 0; t < HONE_TASK_COUNT; t++) assert_string_equal(s.tasks[t], hone_task_name((hone_task)t));
     for (size_t i = 0; i < s.n; i++) {
