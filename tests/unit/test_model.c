@@ -311,6 +311,10 @@ static void test_generation_stops_at_every_eos_id(void **s) {
     const char *bad = "{\"eos_token_id\": \"x\"}";
     TEST_OK(hone_file_write_atomic(gen_config, bad, strlen(bad)));
     TEST_FAILS_WITH(hone_model_load(&loaded, dir), "generation_config.json: field \"eos_token_id\" must be");
+    TEST_OK(hone_file_write_atomic(gen_config, "{\"eos_token_id\": [0,", 20));
+    TEST_FAILS_WITH(hone_model_load(&loaded, dir), "generation_config.json:1: invalid JSON");
+    TEST_OK(hone_file_write_atomic(gen_config, "[0]", 3));
+    TEST_FAILS_WITH(hone_model_load(&loaded, dir), "generation_config.json: expected a JSON object");
     test_tmpdir_remove(dir);
     free(gen_config);
     free(dir);
