@@ -2,7 +2,7 @@
  * model learns in seconds, for the demo, tests and data-selection experiments.
  *
  *     hone_task_set train, test;
- *     if (hone_task_suite(42, 2000, 25, &train, &test) != HONE_OK) die(hone_error());
+ *     if (hone_task_suite(42, 2000, 100, &train, &test) != HONE_OK) die(hone_error());
  *     // train.items[0].prompt = "Write backwards: qej", .answer = "jeq", .task = HONE_TASK_REVERSE
  *     hone_example ex;
  *     hone_task_item_example(&train.items[0], &ex);   // user prompt + assistant answer, ready to render
@@ -10,11 +10,13 @@
  *     hone_task_set_free(&train);
  *     hone_task_set_free(&test);
  *
- * Tasks (each with four prompt phrasings, all ending with the operands):
- *   reverse  a random three-letter word, spelled backwards      "Reverse: qej" -> "jeq"
- *   sort     three digits in increasing order, space-separated  "Sort: 7 2 9" -> "2 7 9"
- *   add      the sum of two digits                              "Add: 3 + 9" -> "12"
- *   next     the number after a two-digit number               "Successor of: 39" -> "40"
+ * Tasks (each with four prompt phrasings, all ending with the operands; distinct problems in brackets):
+ *   reverse  a random three-letter word, spelled backwards      "Reverse: qej" -> "jeq"        (17,576)
+ *   sort     three digits in increasing order, space-separated  "Sort: 7 2 9" -> "2 7 9"       (1,000)
+ *   add      a two-digit number plus a digit                    "Add: 47 + 8" -> "55"          (900)
+ *   next     the number after a number from 10 to 998           "Successor of: 399" -> "400"   (989)
+ * Every task has hundreds of problems or more, so a held-out problem combines steps that training shows on
+ * other problems (the units sum and the carry, the digits' order) rather than being a fact never seen.
  * Everything follows from the seed (hone's counter-based generator, one stream for the test items and one for
  * the training items). Test items are distinct problems, and no training item poses a test problem, in any
  * phrasing: the problem (the word, the digits, the numbers) is what is compared,

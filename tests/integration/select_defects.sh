@@ -22,8 +22,8 @@ cp "$W/stdout" "$W/demo.txt"
 M=$W/d/sft-all
 # the quick demo's seed and sizes: the very rows sft-all was trained on, and its held-out prompts
 run_ok "write suite" "$HONE" demo --quick --write-suite "$W/s" --threads 1
-[ "$(grep -c . "$W/s/train.jsonl")" = 1200 ] && [ "$(grep -c . "$W/s/test.jsonl")" = 32 ] ||
-    fail "--write-suite --quick wrote $(grep -c . "$W/s/train.jsonl") training and $(grep -c . "$W/s/test.jsonl") held-out rows, expected 300 and 8 per task"
+[ "$(grep -c . "$W/s/train.jsonl")" = 1200 ] && [ "$(grep -c . "$W/s/test.jsonl")" = 100 ] ||
+    fail "--write-suite --quick wrote $(grep -c . "$W/s/train.jsonl") training and $(grep -c . "$W/s/test.jsonl") held-out rows, expected 300 and 25 per task"
 grep -q '^{"instruction": "[^"]*", "input": "", "output": "[^"]*", "task": "\(reverse\|sort\|add\|next\)"}$' \
     "$W/s/train.jsonl" || fail "unexpected row format: $(head -n 1 "$W/s/train.jsonl")"
 
@@ -88,11 +88,11 @@ json_valid "$W/stdout" || fail "not valid JSON: $(cat "$W/stdout")"
 row=$(grep '^| full SFT, all tasks' "$W/demo.txt" | tr -d '|%' | awk '{ print $(NF-4), $(NF-3), $(NF-2), $(NF-1) }')
 got=$(for t in reverse sort add next; do
     sed "s/.*\"$t\": {[^}]*\"correct\": \([0-9]*\).*/\1/" "$W/stdout"
-done | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), 100 * $1 / 8 }')
+done | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), 100 * $1 / 25 }')
 [ -n "$row" ] && [ "$got" = "$row" ] || fail "eval --tasks gives $got (percent per task), the demo printed $row"
 # the overall counts come before "tasks" (json_num would find a task's)
 overall() { sed 's/, "tasks".*//' "$W/stdout" | json_num "$1"; }
-[ "$(overall total)" = 32 ] || fail "total is not 32: $(cat "$W/stdout")"
+[ "$(overall total)" = 100 ] || fail "total is not 100: $(cat "$W/stdout")"
 echo "   ok: reverse sort add next = $got %"
 
 check "exact match against answers computed by hand from hone generate (greedy, same template, 8 new tokens)"

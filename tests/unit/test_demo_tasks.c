@@ -19,7 +19,7 @@
 
 /* ---- an independent reading of each task's prompt: its answer, and its problem without the phrasing ---- */
 
-/* Every phrasing ends with ": " and the operands, or (add) with the sum "A + B". */
+/* Every phrasing ends with ": " and the operands, or (add) with the sum "AB + C". */
 static const char *operands(const char *prompt) {
     const char *colon = strrchr(prompt, ':');
     return colon ? colon + 2 : prompt;
@@ -54,11 +54,12 @@ static void solve_sort(const char *prompt, char *answer, char *problem) {
 
 static void solve_add(const char *prompt, char *answer, char *problem) {
     int a, b, used = 0;
-    const size_t len = strlen(prompt);
-    assert_true(len >= 5);
-    assert_int_equal(sscanf(prompt + len - 5, "%d + %d%n", &a, &b, &used), 2);
-    assert_int_equal(used, 5);
-    assert_true(a >= 0 && a < 10 && b >= 0 && b < 10);
+    const char *plus = strstr(prompt, " + "), *start = plus;
+    assert_non_null(plus);
+    while (start > prompt && start[-1] >= '0' && start[-1] <= '9') start--;
+    assert_int_equal(sscanf(start, "%d + %d%n", &a, &b, &used), 2);
+    assert_int_equal(start[used], 0);
+    assert_true(a >= 10 && a <= 99 && b >= 0 && b <= 9);
     sprintf(answer, "%d", a + b);
     sprintf(problem, "%d+%d", a, b);
 }
@@ -67,7 +68,7 @@ static void solve_next(const char *prompt, char *answer, char *problem) {
     char *end;
     const long n = strtol(operands(prompt), &end, 10);
     assert_int_equal(*end, 0);
-    assert_true(n >= 10 && n <= 98);
+    assert_true(n >= 10 && n <= 998);
     sprintf(answer, "%ld", n + 1);
     sprintf(problem, "%ld", n);
 }
@@ -117,8 +118,7 @@ static void test_answers_are_correct(void **state) {
 static void test_train_and_test_are_disjoint(void **state) {
     (void)state;
     hone_task_set train, test;
-    TEST_OK(hone_task_suite(11, 2000, 25, &train, &test));
-    /* the larger training set of a second seed still leaves room: 75 of add's 100 problems, 64 of next's 89 */
+    TEST_OK(hone_task_suite(11, 2000, 100, &train, &test)); /* the demo's sizes */
     char (*test_problems)[256] = malloc(test.n * sizeof *test_problems);
     for (size_t j = 0; j < test.n; j++) {
         char answer[64];
@@ -164,8 +164,8 @@ static void test_deterministic_in_the_seed(void **state) {
 static void test_too_many_held_out_problems(void **state) {
     (void)state;
     hone_task_set train, test;
-    /* next has 89 problems (10..98), add 100 */
-    TEST_FAILS_WITH(hone_task_suite(1, 10, 90, &train, &test), "task 'next' has too few distinct problems");
+    /* add has 900 problems (10..99 + 0..9), the fewest */
+    TEST_FAILS_WITH(hone_task_suite(1, 10, 901, &train, &test), "task 'add' has too few distinct problems");
     assert_null(train.items);
     assert_null(test.items);
 }
