@@ -14,7 +14,7 @@
 #              DEMO (a `hone demo` output folder; default WORK/demo, made with `hone demo` when missing; QUICK=1 makes
 #              it with --quick), SEED (suite and pool, default 1), N_CLEAN (clean rows per task, default 500),
 #              N_DEFECT (rows of each defect type, default 125: 20 % of the pool), N_TEST (held-out prompts per task,
-#              default 50), SFT (1: also the fine-tunes, default 0), SFT_STEPS (default 800), RANDOM_SEEDS (random
+#              default 100), SFT (1: also the fine-tunes, default 0), SFT_STEPS (default 1600), RANDOM_SEEDS (random
 #              subsets, default "1 2 3"), SFT_SEEDS (training seeds: each subset is fine-tuned once per seed, default
 #              42), JOBS (fine-tunes run side by side, default 2), THREADS (each, default 1). A fine-tune whose
 #              WORK/sft-NAME-sSEED/exact.json exists is not run again.
@@ -28,11 +28,11 @@ WORK=${WORK:-/tmp/hone-select-defects}
 DEMO=${DEMO:-$WORK/demo}
 SEED=${SEED:-1}
 SFT=${SFT:-0}
-SFT_STEPS=${SFT_STEPS:-800}
+SFT_STEPS=${SFT_STEPS:-1600}
 SFT_SEEDS=${SFT_SEEDS:-42}
 N_CLEAN=${N_CLEAN:-500}
 N_DEFECT=${N_DEFECT:-125}
-N_TEST=${N_TEST:-50}
+N_TEST=${N_TEST:-100}
 JOBS=${JOBS:-2}
 RANDOM_SEEDS=${RANDOM_SEEDS:-1 2 3}
 THREADS=${THREADS:-1}
