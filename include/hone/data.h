@@ -81,8 +81,9 @@ hone_status hone_tokens_write_shard(const char *path, const int32_t *tokens, siz
 char *hone_synthetic_text(uint64_t seed, size_t n_bytes);
 /* hone_synthetic_text with, on half of its lines, the skills of the instruction suite (hone/tasks.h) written as
  * plain text: counting on from two-digit numbers, three-letter words turned around, three digits put in order, one
- * more than a number — the pre-training text of the demo's base model, which instruction tuning then teaches to
- * answer requests. */
+ * more than a two-digit number — the pre-training text of the demo's base model, which instruction tuning then
+ * teaches to answer requests (and to carry further: the suite's next goes to 998, its sums have a two-digit term,
+ * where this text has single-digit sums only). */
 char *hone_synthetic_skill_text(uint64_t seed, size_t n_bytes);
 /* Byte-level token stream of a text (ids 0..255), for models with a 256-token vocabulary. */
 hone_status hone_tokens_from_bytes(hone_token_stream *s, const char *text, size_t n);
