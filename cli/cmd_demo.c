@@ -144,18 +144,36 @@ static char *base_marker(const demo *d) {
     return text;
 }
 
+/* The progress lines of a training stage: about ten of them, each with the mean loss of the steps since the last
+ * one (one step of two rows is too noisy to read). */
+typedef struct {
+    double loss_sum;
+    int n_steps;
+} step_printer;
+
+static void print_step(step_printer *p, const hone_step_info *s, double seconds, int last) {
+    p->loss_sum += s->loss;
+    p->n_steps++;
+    const int64_t every = s->total_steps >= 20 ? s->total_steps / 10 : 1;
+    if (s->step != 1 && s->step % every != 0 && s->step != s->total_steps && !last) return;
+    printf("      step %5lld/%lld  loss %.3f (mean of %d step%s)  %.0f tokens/s  %.0f s\n", (long long)s->step,
+           (long long)s->total_steps, p->loss_sum / p->n_steps, p->n_steps, p->n_steps == 1 ? "" : "s",
+           s->tokens_per_second, seconds);
+    fflush(stdout);
+    p->loss_sum = 0;
+    p->n_steps = 0;
+}
+
 typedef struct {
     double t0, budget; /* stop once budget seconds have passed since t0 */
+    step_printer printer;
 } pretrain_watch;
 
 static int show_pretrain(const hone_step_info *s, void *user) {
-    const pretrain_watch *w = user;
+    pretrain_watch *w = user;
     const double t = hone_now_seconds() - w->t0;
     const int stop = t >= w->budget;
-    if (s->step == 1 || s->step % 100 == 0 || s->step == s->total_steps || stop)
-        printf("      step %4lld/%lld  loss %.3f  (%.0f tokens/s, %.0f s)\n", (long long)s->step,
-               (long long)s->total_steps, s->loss, s->tokens_per_second, t);
-    fflush(stdout);
+    print_step(&w->printer, s, t, stop);
     return stop;
 }
 
@@ -191,7 +209,7 @@ static hone_status pretrain_base(demo *d) {
     if (st == HONE_OK) {
         printf("      a %.2fM-parameter Llama (%d layers, width %d) reads %zu KiB of synthetic text for %d steps:\n",
                hone_model_num_params(m) / 1e6, c.num_layers, c.hidden_size, n_bytes >> 10, d->plan->base_steps);
-        pretrain_watch w = {d->t0, INFINITY};
+        pretrain_watch w = {.t0 = d->t0, .budget = INFINITY};
         st = pretrain_tokens(m, &data, d->base_dir, 2, d->plan->base_steps, d->seed, &w, &sum);
     }
     if (st == HONE_OK) st = hone_byte_chat_tokenizer_write(d->base_dir);
@@ -310,15 +328,13 @@ typedef struct {
     demo *d;
     demo_row *row;
     int ok;
+    step_printer printer;
 } train_watch;
 
 static int show_finetune(const hone_step_info *s, void *user) {
     train_watch *w = user;
     w->ok &= curve_push(&w->row->curve, (double)s->step, s->loss);
-    if (s->step % 50 == 0 || s->step == s->total_steps)
-        printf("      step %4lld/%lld  loss %.3f  (%.0f tokens/s, %.0f s)\n", (long long)s->step,
-               (long long)s->total_steps, s->loss, s->tokens_per_second, since(w->d));
-    fflush(stdout);
+    print_step(&w->printer, s, since(w->d), !w->ok);
     return !w->ok;
 }
 
@@ -355,7 +371,7 @@ static hone_status finetune(demo *d, const demo_finetune *f, int steps) {
     hone_packed rows = {0};
     hone_model *m = NULL;
     hone_adapter *adapter = NULL;
-    train_watch w = {d, r, 1};
+    train_watch w = {.d = d, .row = r, .ok = 1};
     hone_train_summary sum;
     hone_status st = hone_pack(subset, n, &po, &rows);
     if (st == HONE_OK) st = hone_model_load(&m, from);
@@ -513,7 +529,7 @@ static hone_status text_only(const char *out, uint64_t seed, int64_t max_steps, 
         printf("hone demo --text-only: a %zu-parameter Llama-architecture model learns byte-level synthetic text for "
                "up to %.0f seconds; a sample of the text:\n%.*s\n",
                hone_model_num_params(m), seconds, 160, text);
-        pretrain_watch w = {hone_now_seconds(), seconds};
+        pretrain_watch w = {.t0 = hone_now_seconds(), .budget = seconds};
         st = pretrain_tokens(m, &data, out, 8, max_steps, seed, &w, &sum);
     }
     int32_t prompt[8], gen[120];
