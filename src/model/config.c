@@ -58,7 +58,6 @@ static const char *get_string(const cfg_reader *r, const char *key) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* bos/eos ids may be an integer, a list (the first is used) or null. */
 /* A token id, or a list of them: *out the first (-1 when absent), others[0, *n_others) the rest (others NULL: only
  * the first is kept, as for bos_token_id). */
 static hone_status get_token_ids(const cfg_reader *r, const char *key, int *out, int *others, int *n_others) {
@@ -82,6 +81,15 @@ static hone_status get_token_ids(const cfg_reader *r, const char *key, int *out,
     return HONE_OK;
 }
 
+/* ids[0, n) of path's eos_token_id list all lie inside the vocabulary. */
+static hone_status eos_ids_in_vocabulary(const char *path, const int *ids, int n, int vocab_size) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= vocab_size)
+            return hone_errorf(HONE_ERR_FORMAT, "%s: eos_token_id %d lies outside the vocabulary (size %d)", path,
+                               ids[i], vocab_size);
+    return HONE_OK;
+}
+
 hone_status model_read_generation_eos(const char *path, int vocab_size, int *ids, int *n) {
     *n = 0;
     char *text = NULL;
@@ -101,10 +109,7 @@ hone_status model_read_generation_eos(const char *path, int vocab_size, int *ids
         *n += 1;
     else if (st == HONE_OK)
         *n = 0;
-    for (int i = 0; st == HONE_OK && i < *n; i++)
-        if (ids[i] >= vocab_size)
-            st = hone_errorf(HONE_ERR_FORMAT, "%s: eos_token_id %d lies outside the vocabulary (size %d)", path, ids[i],
-                             vocab_size);
+    if (st == HONE_OK) st = eos_ids_in_vocabulary(path, ids, *n, vocab_size);
     json_decref(root);
     return st;
 }
@@ -242,10 +247,7 @@ hone_status hone_model_config_parse(hone_model_config *c, const char *json_text,
     if (st == HONE_OK) st = get_int(&r, "vocab_size", 0, &c->vocab_size);
     if (st == HONE_OK) st = get_token_ids(&r, "bos_token_id", &c->bos_token_id, NULL, NULL);
     if (st == HONE_OK) st = get_token_ids(&r, "eos_token_id", &c->eos_token_id, c->other_eos_ids, &c->n_other_eos_ids);
-    for (int i = 0; st == HONE_OK && i < c->n_other_eos_ids; i++)
-        if (c->other_eos_ids[i] >= c->vocab_size)
-            st = hone_errorf(HONE_ERR_FORMAT, "%s: eos_token_id %d lies outside the vocabulary (size %d)", path,
-                             c->other_eos_ids[i], c->vocab_size);
+    if (st == HONE_OK) st = eos_ids_in_vocabulary(path, c->other_eos_ids, c->n_other_eos_ids, c->vocab_size);
     if (st == HONE_OK && !(c->norm_eps > 0 && isfinite(c->norm_eps)))
         st = hone_errorf(HONE_ERR_FORMAT, "%s: the norm epsilon must be a positive number, not %g", path,
                          (double)c->norm_eps);

@@ -604,6 +604,7 @@ int hone_model_is_eos(const hone_model *m, int32_t id) {
         if (id == m->generation_eos_ids[i]) return 1;
     return 0;
 }
+
 const char *hone_model_source_dir(const hone_model *m) { return m->source_dir; }
 size_t hone_model_num_params(const hone_model *m) {
     size_t n = 0;

@@ -7,12 +7,12 @@
 #include "hone/safetensors.h"
 #include "tensor/ops.h"
 
-/* Named views into one parameter-shaped buffer (parameters or gradients). NULL where the architecture has
- * no such tensor. Linear weights are [out, in]. */
 /* Reads eos_token_id (an id or a list of at most 1 + HONE_MAX_OTHER_EOS_IDS, each below vocab_size) from the JSON
  * file at path into ids[0, *n); a missing file or key gives *n = 0. */
 hone_status model_read_generation_eos(const char *path, int vocab_size, int *ids, int *n);
 
+/* Named views into one parameter-shaped buffer (parameters or gradients). NULL where the architecture has
+ * no such tensor. Linear weights are [out, in]. */
 typedef struct {
     float *ln1_w, *ln1_b;   /* [C] (ln1_b: GPT-2) */
     float *qkv_w, *qkv_b;   /* [QKV, C], [QKV] with QKV = (NH + 2 NKV) HD: q heads | k heads | v heads */

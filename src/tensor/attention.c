@@ -56,6 +56,21 @@ static inline void softmax_window(float *p, int n, int start, int lo, int hi, in
     for (int i = hi + 1; i < end; i++) p[i] = 0;
 }
 
+/* softmax_window's backward for one row: d holds dP on the live entries and becomes d(score) = P * (dP - sum(P *
+ * dP)) * scale there, 0 on the rest of [start, end). */
+static inline void softmax_window_backward(float *d, const float *p, int n, int start, int lo, int hi, int end,
+                                           float scale) {
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) sum += p[i] * d[i];
+#pragma omp simd reduction(+ : sum)
+    for (int i = lo; i <= hi; i++) sum += p[i] * d[i];
+    for (int i = 0; i < n; i++) d[i] = p[i] * (d[i] - sum) * scale;
+    for (int i = lo; i <= hi; i++) d[i] = p[i] * (d[i] - sum) * scale;
+    for (int i = start; i < lo; i++) d[i] = 0;
+    for (int i = hi + 1; i < end; i++) d[i] = 0;
+}
+
 /* Does pos[0..T) describe whole samples laid end to end (0, 1, 2, ..., 0, 1, ...)? Then a sample's tokens attend
  * only to each other and attention can run sample by sample. */
 static int whole_samples(const int32_t *pos, int T) {
@@ -172,20 +187,9 @@ void op_attention_prefix_backward(float *dqkv, const float *dout, const float *q
                     const size_t at = (size_t)s0 * W + n + s0, rows = (size_t)s0 * S;
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, HD, 1.0f, dy + (size_t)s0 * OS, OS,
                                 v + rows, S, 0.0f, dS + at, W);
-                    for (int t = s0; t < s1; t++) {
-                        const float *p = P + (size_t)t * W;
-                        float *d = dS + (size_t)t * W;
-                        const int lo = n + (row_pos ? t - row_pos[t] : 0), hi = n + t;
-                        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-                        for (int i = 0; i < n; i++) sum += p[i] * d[i];
-#pragma omp simd reduction(+ : sum)
-                        for (int i = lo; i <= hi; i++) sum += p[i] * d[i];
-                        for (int i = 0; i < n; i++) d[i] = p[i] * (d[i] - sum) * scale;
-                        for (int i = lo; i <= hi; i++) d[i] = p[i] * (d[i] - sum) * scale;
-                        for (int i = n + s0; i < lo; i++) d[i] = 0;
-                        for (int i = hi + 1; i < n + s1; i++) d[i] = 0;
-                    }
+                    for (int t = s0; t < s1; t++)
+                        softmax_window_backward(dS + (size_t)t * W, P + (size_t)t * W, n, n + s0,
+                                                n + (row_pos ? t - row_pos[t] : 0), n + t, n + s1, scale);
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, HD, L, 1.0f, dS + at, W, k + rows, S,
                                 0.0f, dq + rows, S);
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, HD, L, 1.0f, dS + at, W, q + rows, S,
